@@ -1,0 +1,10 @@
+"""keras_recipes.backend: the one place where per-backend code lives.
+
+Layers, regularizers and initializers use ``keras.ops`` only. Work that Keras
+does not expose portably (gradients outside ``fit``) is dispatched here through
+a ``{"torch": ..., "tensorflow": ..., "jax": ...}`` table.
+"""
+
+from keras_recipes.backend.gradients import loss_and_gradients
+
+__all__ = ["loss_and_gradients"]

@@ -1,0 +1,178 @@
+"""Gradients of a compiled model's loss outside ``fit``, on every backend.
+
+The computation is *stateless*: it runs ``model.stateless_call`` and
+``model.stateless_compute_loss`` on copies of the variable values, so batch-norm
+moving statistics, seed-generator states, metric states and
+``optimizer.iterations`` are exactly as they were before the call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+
+__all__ = ["loss_and_gradients"]
+
+
+def _forward_loss(model, trainable_values, non_trainable_values, x, y, sample_weight, training):
+    kwargs = {"training": training} if model._call_has_training_arg else {}
+    y_pred, _, losses = model.stateless_call(
+        trainable_values, non_trainable_values, x, return_losses=True, **kwargs
+    )
+    if losses:
+        model._losses_override.clear()
+        model._losses_override = losses
+    try:
+        loss, _ = model.stateless_compute_loss(
+            trainable_values,
+            non_trainable_values,
+            [v.value for v in model.metrics_variables],
+            x=x,
+            y=y,
+            y_pred=y_pred,
+            sample_weight=sample_weight,
+            training=training,
+        )
+    finally:
+        if losses:
+            model._losses_override.clear()
+    return loss
+
+
+def _split(model, variables):
+    """Returns (positions in model.trainable_variables, values) for `variables`."""
+    trainable = list(model.trainable_variables)
+    if variables is None:
+        return list(range(len(trainable)))
+    ids = {id(v): i for i, v in enumerate(trainable)}
+    out = []
+    for v in variables:
+        if id(v) not in ids:
+            raise ValueError(
+                "Invalid value for argument `variables`. Expected trainable variables of "
+                f"the model. Received: a variable with path {getattr(v, 'path', v)!r}"
+            )
+        out.append(ids[id(v)])
+    return out
+
+
+def _jax(model, x, y, sample_weight, training, positions):
+    import jax
+
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+
+    def f(selected):
+        full = list(tv)
+        for p, val in zip(positions, selected):
+            full[p] = val
+        return _forward_loss(model, full, ntv, x, y, sample_weight, training)
+
+    loss, grads = jax.value_and_grad(f)([tv[p] for p in positions])
+    return loss, grads
+
+
+def _torch(model, x, y, sample_weight, training, positions):
+    import torch
+
+    tv = [v.value.detach() for v in model.trainable_variables]
+    ntv = [v.value.detach().clone() for v in model.non_trainable_variables]
+    leaves = [tv[p].clone().requires_grad_(True) for p in positions]
+    full = list(tv)
+    for p, leaf in zip(positions, leaves):
+        full[p] = leaf
+    with torch.enable_grad():
+        loss = _forward_loss(model, full, ntv, x, y, sample_weight, training)
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+    grads = [
+        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves)
+    ]
+    return loss.detach(), grads
+
+
+def _tensorflow(model, x, y, sample_weight, training, positions):
+    import tensorflow as tf
+
+    tv = [tf.identity(v.value) for v in model.trainable_variables]
+    ntv = [tf.identity(v.value) for v in model.non_trainable_variables]
+    with tf.GradientTape() as tape:
+        for p in positions:
+            tape.watch(tv[p])
+        loss = _forward_loss(model, tv, ntv, x, y, sample_weight, training)
+    grads = tape.gradient(loss, [tv[p] for p in positions])
+    grads = [tf.zeros_like(tv[p]) if g is None else g for g, p in zip(grads, positions)]
+    return loss, grads
+
+
+_DISPATCH: dict[str, Callable] = {
+    "jax": _jax,
+    "torch": _torch,
+    "tensorflow": _tensorflow,
+}
+
+
+def loss_and_gradients(
+    model: keras.Model,
+    x,
+    y,
+    *,
+    sample_weight=None,
+    training: bool = False,
+    variables: Sequence | None = None,
+) -> tuple[float, list[np.ndarray]]:
+    """Loss and gradients of a compiled model on one batch, with no side effects.
+
+    The loss is the model's compiled loss plus its regularization losses, as
+    ``fit`` minimizes it (without loss scaling). Nothing in the model changes:
+    batch-norm statistics, dropout seed states, metrics and the optimizer are
+    left untouched, even with ``training=True``.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+    >>> model.compile(loss="mse")
+    >>> model.layers[0].kernel.assign(np.ones((3, 1)))
+    >>> x, y = np.ones((2, 3), "float32"), np.zeros((2, 1), "float32")
+    >>> loss, (g,) = loss_and_gradients(model, x, y)
+    >>> float(loss), g.ravel().tolist()  # loss = 3², dL/dW = 2·3·x
+    (9.0, [6.0, 6.0, 6.0])
+
+    Args:
+        model: a built, compiled ``keras.Model``.
+        x: inputs of one batch (NumPy or backend tensors, or a structure of them).
+        y: targets of that batch.
+        sample_weight: optional per-sample weights.
+        training: run the forward pass in training mode (dropout active, batch
+            norm on batch statistics). Still no state is updated.
+        variables: a subset of ``model.trainable_variables`` to differentiate
+            with respect to (default: all of them, in that order).
+
+    Returns:
+        ``(loss, grads)``: the loss as a Python float and a list of NumPy arrays,
+        one per variable, in the order of ``variables``.
+
+    Raises:
+        ValueError: if the model is not compiled or a variable is not trainable.
+    """
+    if not getattr(model, "compiled", False):
+        raise ValueError(
+            "Invalid value for argument `model`. Expected a compiled model (call "
+            f"`model.compile(loss=...)` first). Received: model={model.name!r} (not compiled)"
+        )
+    positions = _split(model, variables)
+    backend = keras.backend.backend()
+    if backend not in _DISPATCH:
+        raise ValueError(
+            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_DISPATCH)}."
+        )
+    x = keras.tree.map_structure(lambda t: keras.ops.convert_to_tensor(t), x)
+    y = keras.tree.map_structure(lambda t: keras.ops.convert_to_tensor(t), y)
+    if sample_weight is not None:
+        sample_weight = keras.ops.convert_to_tensor(sample_weight)
+    loss, grads = _DISPATCH[backend](model, x, y, sample_weight, training, positions)
+    return float(keras.ops.convert_to_numpy(loss)), [
+        np.asarray(keras.ops.convert_to_numpy(g)) for g in grads
+    ]

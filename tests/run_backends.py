@@ -1,0 +1,152 @@
+"""Runs the whole test suite once under each Keras backend, each in its own process.
+
+Usage (from the repository root):
+
+    python tests/run_backends.py                  # torch, tensorflow and jax
+    python tests/run_backends.py --backends torch # one backend
+    python tests/run_backends.py -- -k mix_up     # extra pytest arguments after --
+
+Single backend with plain pytest: ``KERAS_BACKEND=jax python -m pytest``.
+
+Each test id carries its backend (``test_x[torch]``). A backend whose package
+is not installed is reported as SKIPPED in a banner and in the totals, and
+``--require-all`` turns that into a failure. The last line reads
+``total: N passed, N failed, N skipped``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = ("torch", "tensorflow", "jax")
+PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+
+
+def _counts(junit: Path) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    if not junit.exists():
+        return counts
+    root = ET.parse(junit).getroot()
+    for suite in root.iter("testsuite"):
+        tests = int(suite.get("tests", 0))
+        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        counts["failed"] += failed
+        counts["skipped"] += skipped
+        counts["passed"] += tests - failed - skipped
+    return counts
+
+
+def _run(backend: str, pytest_args: list[str], threads: int, workdir: Path, lock) -> dict:
+    junit = workdir / f"junit-{backend}.xml"
+    env = dict(os.environ)
+    env["KERAS_BACKEND"] = backend
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["KERAS_RECIPES_TEST_THREADS"] = str(threads)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(var, str(threads))
+    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    cmd = [
+        sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+        f"--junitxml={junit}", *pytest_args,
+    ]
+    start = time.time()
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    for line in proc.stdout:
+        with lock:
+            sys.stdout.write(f"[{backend}] {line}")
+            sys.stdout.flush()
+    rc = proc.wait()
+    counts = _counts(junit)
+    return {"backend": backend, "rc": rc, "seconds": time.time() - start, **counts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1 :]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help="comma-separated backends to run (default: all three)")
+    parser.add_argument("--jobs", type=int, default=3,
+                        help="backends run at the same time (default: 3)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="compute threads per backend process (default: 1)")
+    parser.add_argument("--require-all", action="store_true",
+                        help="fail when a requested backend is not installed")
+    args = parser.parse_args(argv)
+    wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in wanted if b not in BACKENDS]
+    if unknown:
+        parser.error(f"unknown backend(s) {unknown}; expected some of {list(BACKENDS)}")
+
+    missing = [b for b in wanted if importlib.util.find_spec(PACKAGES[b]) is None]
+    present = [b for b in wanted if b not in missing]
+    for b in missing:
+        print("=" * 78)
+        print(f"BACKEND SKIPPED: {b} -- the '{PACKAGES[b]}' package is not installed.")
+        print("Its tests did NOT run. Install it (pip install -e '.[jax,dev]') to run them.")
+        print("=" * 78)
+
+    lock = threading.Lock()
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        pending = list(present)
+        threads: list[threading.Thread] = []
+
+        def worker():
+            while True:
+                with lock:
+                    if not pending:
+                        return
+                    b = pending.pop(0)
+                res = _run(b, extra, args.threads, Path(tmp), lock)
+                with lock:
+                    results.append(res)
+
+        for _ in range(max(1, min(args.jobs, len(present)))):
+            t = threading.Thread(target=worker)
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
+
+    print("=" * 78)
+    print(f"{'backend':<12}{'passed':>8}{'failed':>8}{'skipped':>9}{'seconds':>10}  exit")
+    total = {"passed": 0, "failed": 0, "skipped": 0}
+    ok = True
+    for r in sorted(results, key=lambda r: BACKENDS.index(r["backend"])):
+        print(f"{r['backend']:<12}{r['passed']:>8}{r['failed']:>8}{r['skipped']:>9}"
+              f"{r['seconds']:>10.0f}  {r['rc']}")
+        for k in total:
+            total[k] += r[k]
+        if r["rc"] != 0:
+            ok = False
+        if r["passed"] + r["failed"] == 0:
+            print(f"  {r['backend']}: no test ran")
+            ok = False
+    for b in missing:
+        print(f"{b:<12}{'BACKEND NOT INSTALLED: SKIPPED':>35}")
+        if args.require_all:
+            ok = False
+    print("=" * 78)
+    print(f"total: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
