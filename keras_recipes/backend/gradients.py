@@ -134,7 +134,7 @@ def loss_and_gradients(
     >>> import keras, numpy as np
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
     >>> model.compile(loss="mse")
-    >>> model.layers[0].kernel.assign(np.ones((3, 1)))
+    >>> _ = model.layers[0].kernel.assign(np.ones((3, 1)))
     >>> x, y = np.ones((2, 3), "float32"), np.zeros((2, 1), "float32")
     >>> loss, (g,) = loss_and_gradients(model, x, y)
     >>> float(loss), g.ravel().tolist()  # loss = 3², dL/dW = 2·3·x
