@@ -66,7 +66,7 @@ def _jax(model, x, y, sample_weight, training, positions):
 
     def f(selected):
         full = list(tv)
-        for p, val in zip(positions, selected):
+        for p, val in zip(positions, selected, strict=True):
             full[p] = val
         return _forward_loss(model, full, ntv, x, y, sample_weight, training)
 
@@ -81,13 +81,13 @@ def _torch(model, x, y, sample_weight, training, positions):
     ntv = [v.value.detach().clone() for v in model.non_trainable_variables]
     leaves = [tv[p].clone().requires_grad_(True) for p in positions]
     full = list(tv)
-    for p, leaf in zip(positions, leaves):
+    for p, leaf in zip(positions, leaves, strict=True):
         full[p] = leaf
     with torch.enable_grad():
         loss = _forward_loss(model, full, ntv, x, y, sample_weight, training)
         grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     grads = [
-        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves)
+        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
     ]
     return loss.detach(), grads
 
@@ -102,7 +102,9 @@ def _tensorflow(model, x, y, sample_weight, training, positions):
             tape.watch(tv[p])
         loss = _forward_loss(model, tv, ntv, x, y, sample_weight, training)
     grads = tape.gradient(loss, [tv[p] for p in positions])
-    grads = [tf.zeros_like(tv[p]) if g is None else g for g, p in zip(grads, positions)]
+    grads = [
+        tf.zeros_like(tv[p]) if g is None else g for g, p in zip(grads, positions, strict=True)
+    ]
     return loss, grads
 
 

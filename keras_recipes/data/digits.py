@@ -1,4 +1,4 @@
-"""The 1,797 real handwritten digits bundled in scikit-learn, as RGB images for ImageNet backbones."""
+"""The 1,797 handwritten digits bundled in scikit-learn, as RGB images for ImageNet backbones."""
 
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def load_digits(
         )
     if channels not in (1, 3):
         raise ValueError(
-            f"Invalid value for argument `channels`. Expected 1 or 3. Received: channels={channels!r}"
+            "Invalid value for argument `channels`. Expected 1 or 3. "
+            f"Received: channels={channels!r}"
         )
     if format not in ("dataset", "numpy"):
         raise ValueError(
