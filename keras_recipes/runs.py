@@ -1,0 +1,355 @@
+"""Command-line configurations, run folders and result tables for the scripts in ``recipes/``.
+
+Every recipe follows one pattern (house style §5): a dataclass of defaults,
+each field declared with :func:`option` (default + help text), turned into a
+command line by :func:`parse_config`, printed once, saved to ``config.json`` in
+a fresh run folder from :func:`make_run_dir`; results are written with
+:func:`save_json` (strict JSON: non-finite numbers become ``null``) and
+summarized over seeds with :func:`mean_sd` and :func:`markdown_table`.
+
+The Keras backend must be chosen before Keras is imported, and importing this
+package imports Keras, so each recipe sets ``KERAS_BACKEND`` from ``--backend``
+itself, in its first lines; :func:`parse_config` then checks that the flag and
+the loaded backend agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "fingerprint",
+    "format_mean_sd",
+    "make_run_dir",
+    "markdown_table",
+    "mean_sd",
+    "option",
+    "parse_config",
+    "print_config",
+    "save_json",
+    "summarize",
+    "to_jsonable",
+]
+
+BACKENDS = ("torch", "tensorflow", "jax")
+
+
+def option(default: Any, help: str) -> Any:
+    """Declares one recipe setting: its default and the ``--help`` text.
+
+    Use it for every field of a recipe's defaults dataclass; tuples are given on
+    the command line comma-separated (``--seeds 0,1,2``), booleans as
+    ``--flag`` / ``--no-flag``.
+
+    Example:
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Defaults:
+    ...     epochs: int = option(5, "training epochs")
+    ...     seeds: tuple = option((0, 1), "seeds, comma-separated")
+    >>> parse_config(Defaults, ["--seeds", "3,4"], verbose=False)
+    Defaults(epochs=5, seeds=(3, 4))
+
+    Args:
+        default: the default value (int, float, str, bool, or a tuple of those).
+        help: one line for ``--help``.
+
+    Returns:
+        A ``dataclasses.field`` carrying the help text.
+    """
+    if isinstance(default, list):
+        default = tuple(default)
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def _tuple_parser(item_type: type):
+    def parse(text: str) -> tuple:
+        parts = [p.strip() for p in str(text).split(",") if p.strip()]
+        return tuple(item_type(p) for p in parts)
+
+    return parse
+
+
+def _item_type(default: tuple) -> type:
+    types = {type(v) for v in default}
+    if types <= {int}:
+        return int
+    if types <= {int, float}:
+        return float
+    return str
+
+
+def parse_config(
+    defaults: Any,
+    argv: Sequence[str] | None = None,
+    *,
+    description: str | None = None,
+    smoke: Mapping[str, Any] | None = None,
+    verbose: bool = True,
+) -> Any:
+    """Builds a recipe's configuration from its defaults dataclass and the command line.
+
+    Each field becomes ``--field-name`` (underscores as dashes) with the field's
+    type and help text. When the dataclass has a ``smoke`` field and
+    ``--smoke`` is given, the ``smoke`` overrides apply to every field the
+    command line did not set explicitly. When it has a ``backend`` field, the
+    value must name the backend Keras was imported with (the recipe sets
+    ``KERAS_BACKEND`` from ``--backend`` before importing Keras).
+
+    Example:
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Defaults:
+    ...     epochs: int = option(20, "training epochs")
+    ...     lr: float = option(0.01, "learning rate")
+    ...     smoke: bool = option(False, "tiny run for tests")
+    >>> parse_config(Defaults, ["--smoke", "--lr", "0.1"], smoke={"epochs": 1, "lr": 1.0},
+    ...              verbose=False)
+    Defaults(epochs=1, lr=0.1, smoke=True)
+
+    Args:
+        defaults: a dataclass (class or instance) whose fields are declared
+            with :func:`option`.
+        argv: the arguments (default ``sys.argv[1:]``).
+        description: the ``--help`` header (usually the recipe's docstring).
+        smoke: field overrides applied by ``--smoke``.
+        verbose: print the resolved configuration once (as JSON).
+
+    Returns:
+        An instance of the dataclass with the resolved values.
+
+    Raises:
+        SystemExit: for an unknown flag or a value of the wrong type
+            (argparse's message and exit status 2), or a ``--backend`` that
+            differs from the backend Keras runs on.
+    """
+    cls = defaults if isinstance(defaults, type) else type(defaults)
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(
+            "Invalid value for argument `defaults`. Expected a dataclass. "
+            f"Received: defaults={defaults!r}"
+        )
+    base = defaults() if isinstance(defaults, type) else defaults
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for f in dataclasses.fields(cls):
+        value = getattr(base, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        text = f.metadata.get("help", "")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if isinstance(value, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif isinstance(value, tuple):
+            kwargs["type"] = _tuple_parser(_item_type(value))
+            value_text = ",".join(str(v) for v in value)
+            kwargs["metavar"] = "A,B,..."
+            text = f"{text} (default: {value_text})"
+        else:
+            kwargs["type"] = type(value) if value is not None else str
+            if f.name == "backend":
+                kwargs["choices"] = BACKENDS
+        if not isinstance(value, tuple):
+            text = f"{text} (default: {value})"
+        parser.add_argument(flag, help=text, **kwargs)
+    given = vars(parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
+    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}
+    if given.get("smoke", values.get("smoke", False)) and smoke:
+        unknown = sorted(set(smoke) - set(values))
+        if unknown:
+            raise ValueError(
+                "Invalid value for argument `smoke`. Expected overrides of existing fields. "
+                f"Received unknown fields: {unknown}"
+            )
+        values.update(smoke)
+    values.update(given)
+    config = cls(**values)
+    if "backend" in values:
+        import keras
+
+        running = keras.backend.backend()
+        if config.backend != running:
+            parser.error(
+                f"--backend {config.backend} but Keras was imported with the {running} "
+                "backend: set KERAS_BACKEND or --backend before Keras is imported."
+            )
+    if verbose:
+        print_config(config)
+    return config
+
+
+def print_config(config: Any) -> None:
+    """Prints a configuration dataclass once, as one JSON object, so a log says what ran."""
+    print("config: " + json.dumps(to_jsonable(dataclasses.asdict(config)), sort_keys=True))
+
+
+def make_run_dir(out: str | os.PathLike, name: str) -> Path:
+    """Creates a fresh run folder ``out/<name>-<YYYYmmdd-HHMMSS>[-k]`` and returns it.
+
+    Never reuses an existing folder: a suffix ``-1``, ``-2``, ... is added when
+    two runs start within the same second.
+
+    Example:
+
+    >>> import tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> a, b = make_run_dir(root, "demo"), make_run_dir(root, "demo")
+    >>> a != b, a.is_dir(), a.name.startswith("demo-")
+    (True, True, True)
+
+    Args:
+        out: the parent folder (created if missing).
+        name: the recipe's name.
+
+    Returns:
+        The path of the new, empty folder.
+    """
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{name}-{stamp}"
+    k = 0
+    while True:
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            k += 1
+            path = root / f"{name}-{stamp}-{k}"
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Converts NumPy scalars/arrays, tuples and paths to plain JSON values.
+
+    Non-finite floats become ``None`` (strict JSON has no NaN); record
+    divergence in a separate field.
+
+    Example:
+
+    >>> to_jsonable({"a": np.float32(0.5), "b": (1, np.int64(2)), "c": float("nan")})
+    {'a': 0.5, 'b': [1, 2], 'c': None}
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Writes ``obj`` as strict, indented JSON (see :func:`to_jsonable`) and returns the path."""
+    path = Path(path)
+    path.write_text(json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def mean_sd(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0.0 for a single value).
+
+    Example:
+
+    >>> mean_sd([0.9, 0.8, 1.0])
+    (0.9, 0.1)
+    """
+    arr = np.asarray(list(values), dtype="float64")
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    sd = float(np.std(arr, ddof=1)) if arr.size > 1 else 0.0
+    return round(float(np.mean(arr)), 12), round(sd, 12)
+
+
+def summarize(values: Iterable[float]) -> dict[str, Any]:
+    """``{"values": [...], "mean": m, "sd": s}`` of per-seed results, for ``metrics.json``.
+
+    Example:
+
+    >>> summarize([1.0, 3.0])
+    {'values': [1.0, 3.0], 'mean': 2.0, 'sd': 1.414213562373}
+    """
+    values = [float(v) for v in values]
+    mean, sd = mean_sd(values)
+    return {"values": values, "mean": mean, "sd": sd}
+
+
+def format_mean_sd(summary: Mapping[str, Any], digits: int = 3, scale: float = 1.0) -> str:
+    """``"m ± s"`` of a :func:`summarize` result (``"nan"`` when non-finite).
+
+    Example:
+
+    >>> format_mean_sd(summarize([0.91, 0.93]), digits=1, scale=100)
+    '92.0 ± 1.4'
+    """
+    mean, sd = summary["mean"], summary["sd"]
+    if mean is None or not math.isfinite(mean):
+        return "nan"
+    return f"{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}"
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table (one header row) from column names and rows of cells.
+
+    Example:
+
+    >>> print(markdown_table(["variant", "acc"], [["none", "0.91"], ["l2", "0.93"]]))
+    | variant | acc |
+    |---|---|
+    | none | 0.91 |
+    | l2 | 0.93 |
+    """
+    lines = ["| " + " | ".join(str(c) for c in columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        if len(row) != len(columns):
+            raise ValueError(
+                f"Invalid row for a table of {len(columns)} columns. Received: {list(row)!r}"
+            )
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def fingerprint(weights: Iterable[Any]) -> str:
+    """A short hash of a list of weight arrays (their float32 bytes and shapes).
+
+    Recipes record it per variant to show that a controlled comparison started
+    every variant from exactly the same initial weights.
+
+    Example:
+
+    >>> a = [np.ones((2, 2)), -np.ones(3)]
+    >>> fingerprint(a) == fingerprint([w.copy() for w in a]), fingerprint(a) == fingerprint(a[::-1])
+    (True, False)
+    >>> len(fingerprint(a))
+    16
+    """
+    digest = hashlib.sha256()
+    for w in weights:
+        arr = np.ascontiguousarray(np.asarray(w, dtype="float32"))
+        digest.update(str(arr.shape).encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,95 @@
+"""keras_recipes.runs: the command line, run folder and result helpers shared by recipes/."""
+
+import dataclasses
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_recipes.runs import (
+    fingerprint,
+    format_mean_sd,
+    make_run_dir,
+    markdown_table,
+    mean_sd,
+    option,
+    parse_config,
+    save_json,
+    summarize,
+)
+
+
+@dataclasses.dataclass
+class Defaults:
+    backend: str = option(keras.backend.backend(), "Keras backend")
+    epochs: int = option(20, "training epochs")
+    lr: float = option(0.01, "learning rate")
+    seeds: tuple = option((0, 1, 2), "seeds")
+    variants: tuple = option(("none", "l2"), "variants")
+    jit: bool = option(True, "compile")
+    smoke: bool = option(False, "tiny run")
+
+
+SMOKE = {"epochs": 1, "seeds": (0,), "lr": 0.5}
+
+
+def test_defaults_types_and_overrides(capsys):
+    c = parse_config(Defaults, [], smoke=SMOKE)
+    assert c == Defaults()
+    # Printed once, as JSON that round-trips the values.
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("config: ")
+    assert json.loads(line[len("config: "):])["seeds"] == [0, 1, 2]
+    c = parse_config(
+        Defaults, ["--epochs", "7", "--lr", "1e-3", "--seeds", "4,5", "--variants", "a,b,c",
+                   "--no-jit"], verbose=False)
+    assert (c.epochs, c.lr, c.seeds, c.variants, c.jit) == (7, 1e-3, (4, 5), ("a", "b", "c"),
+                                                            False)
+
+
+def test_smoke_applies_only_to_fields_not_given():
+    c = parse_config(Defaults, ["--smoke", "--epochs", "3"], smoke=SMOKE, verbose=False)
+    assert (c.smoke, c.epochs, c.seeds, c.lr) == (True, 3, (0,), 0.5)
+
+
+def test_wrong_type_and_backend_mismatch_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse_config(Defaults, ["--epochs", "x"], verbose=False)
+    assert e.value.code == 2
+    other = next(b for b in ("torch", "tensorflow", "jax") if b != keras.backend.backend())
+    with pytest.raises(SystemExit) as e:
+        parse_config(Defaults, ["--backend", other], verbose=False)
+    assert e.value.code == 2
+    assert "KERAS_BACKEND" in capsys.readouterr().err
+
+
+def test_unknown_smoke_field_raises():
+    with pytest.raises(ValueError, match="smoke"):
+        parse_config(Defaults, ["--smoke"], smoke={"nope": 1}, verbose=False)
+
+
+def test_run_dir_json_and_stats(tmp_path):
+    a, b = make_run_dir(tmp_path, "r"), make_run_dir(tmp_path, "r")
+    assert a != b and a.is_dir() and b.is_dir() and not any(a.iterdir())
+    path = save_json(a / "m.json", {"x": np.float32(0.25), "bad": [math.inf, np.nan, 1]})
+    assert json.loads(path.read_text()) == {"x": 0.25, "bad": [None, None, 1]}
+    values = [0.81, 0.9, 0.87, 0.84]
+    m, s = mean_sd(values)
+    np.testing.assert_allclose([m, s], [np.mean(values), np.std(values, ddof=1)], rtol=1e-9)
+    assert mean_sd([0.5]) == (0.5, 0.0)
+    assert summarize(values)["values"] == values
+    assert format_mean_sd(summarize([0.5, 0.7]), digits=2) == "0.60 ± 0.14"
+
+
+def test_markdown_table_and_fingerprint():
+    assert markdown_table(["a", "b"], [[1, 2]]).splitlines() == ["| a | b |", "|---|---|",
+                                                                  "| 1 | 2 |"]
+    with pytest.raises(ValueError, match="2 columns"):
+        markdown_table(["a", "b"], [[1]])
+    w = [np.array([[1.0, -2.0]]), np.array([3.0])]
+    assert fingerprint(w) == fingerprint([np.array([[1.0, -2.0]], "float32"), np.array([3.0])])
+    assert fingerprint(w) != fingerprint(w[::-1])
+    assert fingerprint(w) != fingerprint([np.array([1.0, -2.0]), np.array([3.0])])  # shape
+    assert fingerprint(w) != fingerprint([np.array([[1.0, -2.0]]), np.array([3.0 + 1e-6])])
