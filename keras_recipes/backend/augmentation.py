@@ -1,0 +1,235 @@
+"""Per-backend support for the random batch-augmentation layers (MixUp, CutMix).
+
+The layers themselves compute with ``keras.ops`` on uniforms drawn from a
+``keras.random.SeedGenerator``. Three things cannot be said portably with the
+public Keras API, so they are dispatched here, on the Keras backend:
+
+- ``compile_kernel(fn)``: the pure mixing kernel is wrapped in ``jax.jit`` on
+  JAX (an eager JAX call otherwise runs, and compiles, op by op); on torch and
+  TensorFlow it runs as is.
+- ``seed_is_frozen(x, state)``: True when a layer is traced by ``jax.jit``
+  while its seed state is not threaded through the trace (the state would be
+  baked in as a constant: the same "random" draw on every call).
+- ``in_foreign_tf_graph(x)`` / ``tf_graph_ops()`` / ``TFGraphRandom``: inside a
+  ``tf.data`` pipeline under the torch or JAX backend, inputs are TensorFlow
+  graph tensors that ``keras.ops`` cannot take. The layers then run the same
+  kernel on ``tf_graph_ops()``, a namespace with the ``keras.ops`` signatures
+  they use, implemented with TensorFlow, and draw uniforms from a TensorFlow
+  stateless generator.
+"""
+
+from __future__ import annotations
+
+import random as _python_random
+import sys
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import keras
+
+__all__ = [
+    "TFGraphRandom",
+    "compile_kernel",
+    "in_foreign_tf_graph",
+    "seed_is_frozen",
+    "tf_graph_ops",
+]
+
+
+# --------------------------------------------------------------------------
+# compile_kernel
+
+
+def _jax_jit(fn: Callable) -> Callable:
+    import jax
+
+    return jax.jit(fn)
+
+
+def _identity(fn: Callable) -> Callable:
+    return fn
+
+
+_COMPILE: dict[str, Callable[[Callable], Callable]] = {
+    "jax": _jax_jit,
+    "torch": _identity,
+    "tensorflow": _identity,
+}
+
+
+def compile_kernel(fn: Callable) -> Callable:
+    """Returns `fn` compiled for the current backend where that pays (JAX)."""
+    return _COMPILE.get(keras.backend.backend(), _identity)(fn)
+
+
+# --------------------------------------------------------------------------
+# seed_is_frozen
+
+
+def _jax_seed_is_frozen(x, state) -> bool:
+    import jax
+
+    return isinstance(x, jax.core.Tracer) and not isinstance(state, jax.core.Tracer)
+
+
+def _never(x, state) -> bool:
+    return False
+
+
+_FROZEN: dict[str, Callable] = {
+    "jax": _jax_seed_is_frozen,
+    "torch": _never,
+    "tensorflow": _never,
+}
+
+
+def seed_is_frozen(x, state) -> bool:
+    """True if `x` is traced by a compiler while the seed `state` is a constant."""
+    return _FROZEN.get(keras.backend.backend(), _never)(x, state)
+
+
+# --------------------------------------------------------------------------
+# tf.data under a non-TensorFlow backend
+
+
+def in_foreign_tf_graph(x) -> bool:
+    """True for a TensorFlow graph tensor (e.g. in ``tf.data``) under torch or JAX."""
+    if keras.backend.backend() == "tensorflow":
+        return False
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return False
+    return isinstance(x, tf.Tensor) and not tf.executing_eagerly()
+
+
+_TF_OPS: SimpleNamespace | None = None
+
+
+def _tf_shape(x):
+    import tensorflow as tf
+
+    static = x.shape.as_list()
+    if all(d is not None for d in static):
+        return tuple(static)
+    dynamic = tf.shape(x)
+    return tuple(d if d is not None else dynamic[i] for i, d in enumerate(static))
+
+
+def _build_tf_ops() -> SimpleNamespace:
+    import tensorflow as tf
+
+    def _dtype(d):
+        return tf.as_dtype(keras.backend.standardize_dtype(d))
+
+    def cast(x, dtype):
+        return tf.cast(x, _dtype(dtype))
+
+    def convert_to_tensor(x, dtype=None):
+        return tf.convert_to_tensor(x, dtype=None if dtype is None else _dtype(dtype))
+
+    def take(x, indices, axis=None):
+        return tf.gather(x, indices, axis=0 if axis is None else axis)
+
+    def where(condition, x1, x2):
+        return tf.where(condition, x1, x2)
+
+    def clip(x, x_min, x_max):
+        return tf.clip_by_value(x, tf.cast(x_min, x.dtype), tf.cast(x_max, x.dtype))
+
+    def arange(start, stop=None, step=1, dtype="int32"):
+        if stop is None:
+            start, stop = 0, start
+        return tf.range(start, stop, step, dtype=_dtype(dtype))
+
+    def argmax(x, axis=None):
+        return tf.cast(tf.argmax(x, axis=axis), tf.int32)
+
+    def argsort(x, axis=-1):
+        return tf.argsort(x, axis=axis, stable=True)
+
+    def one_hot(x, num_classes, axis=-1, dtype="float32"):
+        return tf.one_hot(tf.cast(x, tf.int32), num_classes, axis=axis, dtype=_dtype(dtype))
+
+    def reduce_max(x, axis=None, keepdims=False):
+        return tf.reduce_max(x, axis=axis, keepdims=keepdims)
+
+    def reduce_sum(x, axis=None, keepdims=False):
+        return tf.reduce_sum(x, axis=axis, keepdims=keepdims)
+
+    def concatenate(xs, axis=0):
+        return tf.concat(list(xs), axis=axis)
+
+    def squeeze(x, axis=None):
+        return tf.squeeze(x, axis=axis)
+
+    return SimpleNamespace(
+        shape=_tf_shape,
+        cast=cast,
+        convert_to_tensor=convert_to_tensor,
+        take=take,
+        where=where,
+        clip=clip,
+        arange=arange,
+        argmax=argmax,
+        argsort=argsort,
+        one_hot=one_hot,
+        max=reduce_max,
+        sum=reduce_sum,
+        concatenate=concatenate,
+        squeeze=squeeze,
+        reshape=tf.reshape,
+        expand_dims=tf.expand_dims,
+        logical_and=tf.logical_and,
+        logical_or=tf.logical_or,
+        logical_not=tf.logical_not,
+        less=tf.less,
+        greater=tf.greater,
+        maximum=tf.maximum,
+        minimum=tf.minimum,
+        floor=tf.floor,
+        round=tf.round,
+        sqrt=tf.sqrt,
+        log=tf.math.log,
+        exp=tf.exp,
+        cos=tf.cos,
+        sin=tf.sin,
+        sigmoid=tf.sigmoid,
+    )
+
+
+def tf_graph_ops() -> SimpleNamespace:
+    """The ``keras.ops`` subset used by the mixing kernels, implemented with TensorFlow."""
+    global _TF_OPS
+    if _TF_OPS is None:
+        _TF_OPS = _build_tf_ops()
+    return _TF_OPS
+
+
+class TFGraphRandom:
+    """Uniforms for a TensorFlow graph: a stateless generator with a counter.
+
+    The ``[seed, counter]`` state is a ``tf.Variable`` created outside any
+    graph (``tf.init_scope``) on first use, so ``ds.map(layer)`` gets fresh
+    draws for every batch and the same stream for the same seed.
+
+    Args:
+        seed: an int, or None for a random seed.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = _python_random.randint(1, int(1e9)) if seed is None else int(seed)
+        self._state = None
+
+    def uniform(self, shape):
+        import tensorflow as tf
+
+        if self._state is None:
+            with tf.init_scope():
+                self._state = tf.Variable(
+                    [self.seed % (2**31 - 1), 0], dtype=tf.int64, trainable=False,
+                    name="mixing_seed_state",
+                )
+        seed = tf.cast(tf.math.floormod(self._state, 2**31 - 1), tf.int32)
+        with tf.control_dependencies([seed]):
+            self._state.assign_add(tf.constant([0, 1], tf.int64))
+        return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)

@@ -1,0 +1,493 @@
+"""The machinery shared by MixUp, CutMix and MixUpOrCutMix (not a public layer).
+
+One sampled transformation per call (partner permutation, per-sample λ,
+integer box) drives the images, every label leaf and the segmentation masks.
+The per-pixel formula is ``out = x + c·(x_partner - x)`` for MixUp samples
+(``c = 1 - λ``) and ``out = where(box, x_partner, x)`` for CutMix samples, and
+each label leaf becomes ``y + w·(y_partner - y)`` with ``w`` the partner's
+share: ``1 - λ`` for MixUp, the exact fraction of pixels pasted for CutMix.
+With ``c = 0`` or an empty box the sample is returned bit-exact.
+
+The input conventions (positional ``(images, labels)`` or a dict with
+``"images"``, ``"labels"``, ``"segmentation_masks"``), the label conversions
+and the errors live here once; the three public layers only choose the
+arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+
+import keras
+import numpy as np
+
+from keras_recipes.backend import augmentation as _backend
+from keras_recipes.layers.mixing import (
+    BETA_UNIFORMS,
+    box_fraction,
+    box_masks,
+    dense_labels,
+    is_sparse_labels,
+    sample_beta,
+    sample_box,
+    smooth_labels,
+)
+
+__all__ = ["BaseMixingLayer"]
+
+_MODES = ("elem", "batch")
+_DICT_KEYS = ("images", "labels", "segmentation_masks")
+
+# Column layout of the uniforms drawn per sample (one draw of shape (B, _N_UNIFORMS)).
+_U_MIX = slice(0, BETA_UNIFORMS)
+_U_CUT = slice(BETA_UNIFORMS, 2 * BETA_UNIFORMS)
+_U_PERM = 2 * BETA_UNIFORMS
+_U_APPLY = _U_PERM + 1
+_U_SWITCH = _U_PERM + 2
+_U_Y = _U_PERM + 3
+_U_X = _U_PERM + 4
+_N_UNIFORMS = _U_PERM + 5
+
+
+def _invalid(name, expected, value):
+    return ValueError(
+        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
+    )
+
+
+def check_alpha(name: str, value) -> float:
+    """A finite float > 0 (the Beta concentration)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
+        raise _invalid(name, "a finite float > 0", value)
+    return float(value)
+
+
+def check_probability(name: str, value) -> float:
+    """A float in [0, 1]."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0.0 <= value <= 1.0):
+        raise _invalid(name, "a float in [0, 1]", value)
+    return float(value)
+
+
+def check_mode(value) -> str:
+    if value not in _MODES:
+        raise _invalid("mode", 'one of "elem", "batch"', value)
+    return value
+
+
+def check_num_classes(value):
+    """None, an int >= 2, or a list/tuple/dict of such ints (one per label leaf)."""
+    def ok(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 2
+
+    if value is None or ok(value):
+        return None if value is None else int(value)
+    if isinstance(value, (list, tuple)) and value and all(ok(v) for v in value):
+        return [int(v) for v in value]
+    if isinstance(value, dict) and value and all(ok(v) for v in value.values()):
+        return {str(k): int(v) for k, v in value.items()}
+    raise _invalid("num_classes", "None, an int >= 2, or a list/dict of ints >= 2", value)
+
+
+def check_label_smoothing(value) -> float:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0.0 <= value <= 1.0):
+        raise _invalid("label_smoothing", "a float in [0, 1]", value)
+    return float(value)
+
+
+def check_area_range(value):
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise _invalid("area_range", "None or a pair (lo, hi) with 0 <= lo <= hi <= 1",
+                       value) from None
+    if not (0.0 <= lo <= hi <= 1.0) or hi == 0.0:
+        raise _invalid("area_range", "None or a pair (lo, hi) with 0 <= lo <= hi <= 1, hi > 0",
+                       value)
+    return (lo, hi)
+
+
+def check_seed(value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        raise _invalid("seed", "None or an int", value)
+    return None if value is None else int(value)
+
+
+def _dtype(x) -> str:
+    return keras.backend.standardize_dtype(x.dtype)
+
+
+def _is_float(dtype: str) -> bool:
+    return "float" in dtype
+
+
+class BaseMixingLayer(keras.layers.Layer):
+    """Base of the mixing layers; subclasses set the mixing arguments.
+
+    Args:
+        mixup_alpha: MixUp's ``α`` (None: no MixUp samples).
+        cutmix_alpha: CutMix's ``α`` (None: no CutMix samples).
+        switch_prob: probability that a mixed sample uses CutMix.
+        prob: probability that a sample (``mode="elem"``) or the batch
+            (``mode="batch"``) is mixed at all.
+        mode: ``"elem"`` (λ, partner and box per sample) or ``"batch"``.
+        num_classes: classes of sparse labels.
+        label_smoothing: ``ε`` of ``(1 - ε)·y + ε/K``, applied before mixing.
+        area_range: ``(lo, hi)`` bounds of the CutMix box area, or None.
+        seed: int seed of the layer's ``SeedGenerator``.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+    """
+
+    def __init__(self, *, mixup_alpha, cutmix_alpha, switch_prob, prob, mode, num_classes,
+                 label_smoothing, area_range, seed, data_format, **kwargs):
+        # Labels stay float32 under mixed precision: no automatic input casting.
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self._mixup_alpha = mixup_alpha
+        self._cutmix_alpha = cutmix_alpha
+        self._switch_prob = switch_prob
+        self._prob = prob
+        self.mode = check_mode(mode)
+        self.num_classes = check_num_classes(num_classes)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
+        self._area_range = area_range
+        self.seed = check_seed(seed)
+        if data_format is not None and data_format not in ("channels_last", "channels_first"):
+            raise _invalid("data_format", '"channels_last", "channels_first" or None',
+                           data_format)
+        self.data_format = data_format or keras.config.image_data_format()
+        self.generator = keras.random.SeedGenerator(self.seed)
+        self.built = True
+        # Not tracked by Keras: the TF-side generator for tf.data under torch / JAX.
+        self.__dict__["_tf_graph_random"] = None
+
+    # ------------------------------------------------------------------ API
+    @property
+    def _has_mix(self) -> bool:
+        return self._mixup_alpha is not None and self._switch_prob < 1.0
+
+    @property
+    def _has_cut(self) -> bool:
+        return self._cutmix_alpha is not None and self._switch_prob > 0.0
+
+    def __call__(self, *args, **kwargs):
+        first = args[0] if args else kwargs.get("images")
+        leaves = keras.tree.flatten(first) if first is not None else []
+        if leaves and _backend.in_foreign_tf_graph(leaves[0]):
+            return self._call_in_tf_graph(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
+
+    def call(self, images, labels=None, training=True):
+        return self._apply(images, labels, training, keras.ops, self._draw_uniforms,
+                           self._compiled_kernel())
+
+    def dense_targets(self, labels):
+        """The labels as float32 targets, before mixing and smoothing.
+
+        Sparse integer leaves become one-hot (``num_classes``), the others are
+        cast to float32; the structure is kept. ``AugmentedModel`` applies this
+        to the labels of ``evaluate`` so that one loss serves both steps.
+        """
+        if labels is None:
+            return None
+        leaves = keras.tree.flatten(labels)
+        counts = self._num_classes_per_leaf(labels, len(leaves))
+        dense = [dense_labels(leaf, k) for leaf, k in zip(leaves, counts, strict=True)]
+        return keras.tree.pack_sequence_as(labels, dense)
+
+    def compute_output_spec(self, images, labels=None, training=True):
+        x, y, masks, as_dict = self._parse(images, labels)
+        self._validate(x, y, masks)
+
+        def spec(t, dtype=None):
+            return keras.KerasTensor(t.shape, dtype=dtype or t.dtype)
+
+        if training is False:
+            out = (spec(x), keras.tree.map_structure(spec, y),
+                   None if masks is None else spec(masks))
+        else:
+            x_dtype = self.compute_dtype if _is_float(_dtype(x)) else _dtype(x)
+            leaves = keras.tree.flatten(y) if y is not None else []
+            out_leaves = []
+            for leaf, k in zip(leaves, self._num_classes_per_leaf(y, len(leaves)), strict=True):
+                shape = tuple(leaf.shape)
+                if is_sparse_labels(shape, leaf.dtype):
+                    shape = (shape[0], k)
+                out_leaves.append(keras.KerasTensor(shape, dtype="float32"))
+            out_y = None if y is None else keras.tree.pack_sequence_as(y, out_leaves)
+            out = (spec(x, x_dtype), out_y, None if masks is None else spec(masks))
+        return self._pack(out, as_dict, images)
+
+    def compute_output_shape(self, images_shape, labels_shape=None):
+        return images_shape if labels_shape is None else (images_shape, labels_shape)
+
+    # ------------------------------------------------------- input handling
+    @staticmethod
+    def _parse(images, labels):
+        if isinstance(images, dict):
+            unknown = sorted(set(images) - set(_DICT_KEYS))
+            if unknown or "images" not in images:
+                raise ValueError(
+                    "Invalid value for argument `images`. Expected a tensor, or a dict with "
+                    f"key 'images' and optional keys 'labels', 'segmentation_masks'. "
+                    f"Received: a dict with keys {sorted(images)}"
+                )
+            if labels is not None:
+                raise ValueError(
+                    "Invalid value for argument `labels`. Pass the labels inside the dict "
+                    "(key 'labels') when `images` is a dict. Received: labels given twice"
+                )
+            return images["images"], images.get("labels"), images.get("segmentation_masks"), True
+        return images, labels, None, False
+
+    @staticmethod
+    def _pack(out, as_dict, original):
+        x, y, masks = out
+        if as_dict:
+            result = {"images": x}
+            if "labels" in original:
+                result["labels"] = y
+            if "segmentation_masks" in original:
+                result["segmentation_masks"] = masks
+            return result
+        return x if y is None else (x, y)
+
+    def _spatial_axes(self):
+        return (1, 2) if self.data_format == "channels_last" else (2, 3)
+
+    def _num_classes_per_leaf(self, labels, n):
+        nc = self.num_classes
+        if nc is None or isinstance(nc, int):
+            return [nc] * n
+        if isinstance(nc, dict):
+            if not isinstance(labels, dict) or sorted(labels) != sorted(nc):
+                raise ValueError(
+                    "Invalid value for argument `num_classes`. A dict of class counts needs "
+                    "labels that are a dict with the same keys. Received: "
+                    f"num_classes={nc!r} for labels of type {type(labels).__name__}"
+                )
+            return [nc[k] for k in sorted(nc)]
+        if len(nc) != n:
+            raise ValueError(
+                "Invalid value for argument `num_classes`. Expected one class count per "
+                f"label tensor ({n}). Received: num_classes={nc!r}"
+            )
+        return list(nc)
+
+    def _validate(self, images, labels, masks):
+        shape = tuple(images.shape)
+        if len(shape) == 3:
+            raise ValueError(
+                "Invalid value for argument `images`. Expected a batch of images of rank 4; "
+                "mixing needs a batch to draw partners from: batch first (`images[None]`, or "
+                f"`ds.batch(n).map(layer)`). Received: images of shape {shape} (rank 3)"
+            )
+        if len(shape) != 4:
+            raise ValueError(
+                "Invalid value for argument `images`. Expected a batch of images of rank 4 "
+                f"({self.data_format}). Received: images of shape {shape}"
+            )
+        h_axis, w_axis = self._spatial_axes()
+        height, width = shape[h_axis], shape[w_axis]
+        if not isinstance(height, int) or not isinstance(width, int):
+            raise ValueError(
+                "Invalid value for argument `images`. Expected static height and width. "
+                f"Received: images of shape {shape} ({self.data_format})"
+            )
+        batch = shape[0]
+        leaves = keras.tree.flatten(labels) if labels is not None else []
+        counts = self._num_classes_per_leaf(labels, len(leaves))
+        for leaf, k in zip(leaves, counts, strict=True):
+            lshape = tuple(leaf.shape)
+            if len(lshape) == 0:
+                raise ValueError(
+                    "Invalid value for argument `labels`. Expected one label per image "
+                    f"(rank >= 1). Received: labels of shape {lshape}"
+                )
+            if isinstance(batch, int) and isinstance(lshape[0], int) and lshape[0] != batch:
+                raise ValueError(
+                    "Invalid value for argument `labels`. Expected as many labels as images "
+                    f"({batch}). Received: labels of shape {lshape}"
+                )
+            if is_sparse_labels(lshape, leaf.dtype):
+                if k is None:
+                    raise ValueError(
+                        "Invalid value for argument `num_classes`. Sparse integer labels of "
+                        f"shape {lshape} need the number of classes to become one-hot targets "
+                        "(pass `num_classes=K`, or one-hot labels). Received: num_classes=None"
+                    )
+            elif k is not None and len(lshape) >= 2 and lshape[-1] not in (None, k):
+                raise ValueError(
+                    f"Invalid value for argument `labels`. Expected one-hot labels with "
+                    f"num_classes={k} columns. Received: labels of shape {lshape}"
+                )
+        if masks is not None:
+            mshape = tuple(masks.shape)
+            spatial = (mshape[1], mshape[2]) if (
+                len(mshape) == 3 or self.data_format == "channels_last") else (mshape[2],
+                                                                               mshape[3])
+            if len(mshape) not in (3, 4) or spatial != (height, width):
+                raise ValueError(
+                    "Invalid value for argument `segmentation_masks`. Expected shape "
+                    f"(B, {height}, {width}) or rank 4 in {self.data_format} matching the "
+                    f"images. Received: segmentation_masks of shape {mshape}"
+                )
+            if not _is_float(_dtype(masks)) and self._has_mix:
+                raise ValueError(
+                    "Invalid value for argument `segmentation_masks`. MixUp blends pixels, "
+                    "which integer class masks cannot hold: use CutMix, or pass one-hot float "
+                    f"masks. Received: segmentation_masks of dtype {_dtype(masks)}"
+                )
+
+    # ------------------------------------------------------------ the work
+    def _draw_uniforms(self, images, batch_size):
+        if _backend.seed_is_frozen(images, self.generator.state.value):
+            raise ValueError(
+                f"{type(self).__name__} is traced by `jax.jit` with its seed state baked in "
+                "as a constant, so every call would draw the same λ, partners and boxes. "
+                "Thread the state through the jitted function: `out, state = "
+                "layer.stateless_call([], state, images, labels, training=True)` with "
+                "`state = [v.value for v in layer.non_trainable_variables]`, or train with "
+                "`keras_recipes.models.AugmentedModel`, whose step does this."
+            )
+        return keras.random.uniform((batch_size, _N_UNIFORMS), dtype="float32",
+                                    seed=self.generator)
+
+    def _spec(self) -> _MixSpec:
+        return _MixSpec(self._mixup_alpha if self._has_mix else None,
+                        self._cutmix_alpha if self._has_cut else None,
+                        self._switch_prob, self._prob, self.mode, self._area_range,
+                        self.data_format, self.compute_dtype)
+
+    def _compiled_kernel(self):
+        return _compiled_kernel(self._spec())
+
+    def _call_in_tf_graph(self, images, labels=None, training=True):
+        if self._tf_graph_random is None:
+            self.__dict__["_tf_graph_random"] = _backend.TFGraphRandom(self.seed)
+        ops = _backend.tf_graph_ops()
+        return self._apply(images, labels, training, ops,
+                           lambda x, b: self._tf_graph_random.uniform((b, _N_UNIFORMS)),
+                           functools.partial(_kernel, self._spec(), ops=ops))
+
+    def _apply(self, images, labels, training, ops, draw, kernel):
+        x, y, masks, as_dict = self._parse(images, labels)
+        self._validate(x, y, masks)
+        if not training:
+            return images if as_dict or y is None else (images, labels)
+        leaves = keras.tree.flatten(y) if y is not None else []
+        counts = self._num_classes_per_leaf(y, len(leaves))
+        leaves = [smooth_labels(dense_labels(leaf, k, ops), self.label_smoothing, ops)
+                  for leaf, k in zip(leaves, counts, strict=True)]
+        u = draw(x, ops.shape(x)[0])
+        x_out, leaves_out, masks_out = kernel(x, leaves, masks, u)
+        y_out = None if y is None else keras.tree.pack_sequence_as(y, list(leaves_out))
+        return self._pack((x_out, y_out, masks_out), as_dict, images)
+
+
+@dataclasses.dataclass(frozen=True)
+class _MixSpec:
+    """Everything the kernel depends on besides its tensors (hashable: one compile each)."""
+
+    mixup_alpha: float | None  # None: no MixUp samples
+    cutmix_alpha: float | None  # None: no CutMix samples
+    switch_prob: float
+    prob: float
+    mode: str
+    area_range: tuple | None
+    data_format: str
+    compute_dtype: str
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_kernel(spec: _MixSpec):
+    return _backend.compile_kernel(functools.partial(_kernel, spec, ops=keras.ops))
+
+
+def _kernel(spec: _MixSpec, images, leaves, masks, u, *, ops):
+    """Pure: (images, float32 label leaves, masks, uniforms) -> the mixed three."""
+    h_axis, w_axis = (1, 2) if spec.data_format == "channels_last" else (2, 3)
+    height, width = int(images.shape[h_axis]), int(images.shape[w_axis])
+    has_mix, has_cut = spec.mixup_alpha is not None, spec.cutmix_alpha is not None
+    src = u[:1] if spec.mode == "batch" else u  # one λ/box per batch, or per sample
+    perm = ops.argsort(u[:, _U_PERM], axis=-1)
+
+    apply = ops.less(src[:, _U_APPLY], spec.prob) if spec.prob < 1.0 else None
+    if has_mix and has_cut:
+        cut = ops.less(src[:, _U_SWITCH], spec.switch_prob)
+        use_mix = ops.logical_not(cut)
+    else:
+        cut = use_mix = None
+    if apply is not None:
+        cut = apply if cut is None else ops.logical_and(cut, apply)
+        use_mix = apply if use_mix is None else ops.logical_and(use_mix, apply)
+
+    coef = None  # MixUp partner weight 1 - λ, per sample
+    weight = None  # label weight of the partner, per sample
+    mask_rc = None
+    if has_mix:
+        _, coef = sample_beta(src[:, _U_MIX], spec.mixup_alpha, ops)
+        if use_mix is not None:
+            coef = ops.where(use_mix, coef, 0.0)
+        weight = coef
+    if has_cut:
+        _, area = sample_beta(src[:, _U_CUT], spec.cutmix_alpha, ops)
+        if spec.area_range is not None:
+            area = ops.clip(area, spec.area_range[0], spec.area_range[1])
+        if cut is not None:
+            area = ops.where(cut, area, 0.0)
+        box = sample_box(area, src[:, _U_Y], src[:, _U_X], height, width,
+                         inside=spec.area_range is not None, ops=ops)
+        fraction = box_fraction(*box, height, width, ops=ops)
+        weight = fraction if weight is None else weight + fraction
+        mask_rc = box_masks(*box, height, width, ops=ops)
+
+    x_out = _mix_pixels(spec, images, perm, coef, mask_rc, spec.compute_dtype, ops)
+    leaves_out = []
+    for target in leaves:  # float32 targets, already one-hot and smoothed
+        w = ops.reshape(weight, (-1,) + (1,) * (len(target.shape) - 1))
+        leaves_out.append(target + w * (ops.take(target, perm, axis=0) - target))
+    masks_out = None
+    if masks is not None:
+        mdtype = _dtype(masks)
+        masks_out = _mix_pixels(spec, masks, perm, coef, mask_rc,
+                                mdtype if _is_float(mdtype) else None, ops)
+    return x_out, leaves_out, masks_out
+
+
+def _mix_pixels(spec: _MixSpec, x, perm, coef, mask_rc, float_dtype, ops):
+    """MixUp blend and/or CutMix paste of `x` (B, ...) with its partners."""
+    dtype = _dtype(x)
+    integer = not _is_float(dtype)
+    rank = len(x.shape)
+    if mask_rc is not None:
+        rows, cols = mask_rc
+        if rank == 3:
+            inside = ops.logical_and(rows[:, :, None], cols[:, None, :])
+        elif spec.data_format == "channels_last":
+            inside = ops.logical_and(rows[:, :, None, None], cols[:, None, :, None])
+        else:
+            inside = ops.logical_and(rows[:, None, :, None], cols[:, None, None, :])
+    if coef is None:  # CutMix only: an exact paste, in the input dtype for integers
+        if not integer:
+            x = ops.cast(x, float_dtype)
+        return ops.where(inside, ops.take(x, perm, axis=0), x)
+    work = "float32" if integer else float_dtype
+    x = ops.cast(x, work)
+    partner = ops.take(x, perm, axis=0)
+    c = ops.reshape(ops.cast(coef, work), (-1,) + (1,) * (rank - 1))
+    out = x + c * (partner - x)
+    if mask_rc is not None:
+        out = ops.where(inside, partner, out)
+    if integer:
+        info = np.iinfo(dtype)
+        out = ops.cast(ops.clip(ops.round(out), float(info.min), float(info.max)), dtype)
+    return out
