@@ -1,3 +1,5 @@
 """keras_recipes.models: public names are re-exported here explicitly."""
 
-__all__: list[str] = []
+from keras_recipes.models.augmented_model import AugmentedModel
+
+__all__: list[str] = ["AugmentedModel"]
