@@ -10,6 +10,7 @@ Subpackages:
     initializers: Xavier/He with explicit gain conventions, LSUV.
     applications: transfer-learning models from keras.applications backbones.
     data: bundled offline data (scikit-learn digits) and real downloaders.
+    distribute: data-parallel training on each backend's own engine.
     models: model wrappers (AugmentedModel).
 """
 
@@ -20,6 +21,7 @@ from keras_recipes import (  # noqa: E402
     backend,
     callbacks,
     data,
+    distribute,
     initializers,
     layers,
     models,
@@ -32,6 +34,7 @@ __all__ = [
     "backend",
     "callbacks",
     "data",
+    "distribute",
     "initializers",
     "layers",
     "models",

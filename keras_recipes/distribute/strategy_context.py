@@ -1,0 +1,193 @@
+"""TensorFlow backend: ``tf.distribute`` Mirrored and MultiWorkerMirrored strategies."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+
+import keras
+import numpy as np
+
+from keras_recipes.distribute.distribute_context import DistributeContext, check_even_split
+
+__all__ = ["StrategyContext"]
+
+
+def _is_float(variable) -> bool:
+    return "float" in str(variable.dtype)
+
+
+class StrategyContext(DistributeContext):
+    """Data-parallel training with a ``tf.distribute`` strategy (TensorFlow backend).
+
+    ``kind="mirrored"``: ``tf.distribute.MirroredStrategy`` over the GPUs of one
+    host (or the given ``devices``). ``kind="multi_worker"``:
+    ``tf.distribute.MultiWorkerMirroredStrategy`` over several hosts, each
+    started with its own ``TF_CONFIG`` (see the README); it must be created at
+    the start of the program, before any other TensorFlow op.
+
+    Keras's ``fit`` splits each global batch over the replicas, scales the loss
+    by ``1 / num_replicas`` and sums the gradients across replicas before the
+    optimizer applies them, so every replica applies the same update. What
+    this context adds:
+
+    - ``fit`` runs inside ``strategy.scope()``: a callback that creates a new
+      optimizer mid-training creates mirrored variables (outside the scope the
+      replicas silently drift apart; measured with Keras 3.15).
+    - Keras 3 creates batch-norm moving statistics with ``aggregation="none"``,
+      so each replica keeps its own (measured: they differ after one epoch).
+      They are averaged across replicas before each validation and at each
+      epoch end, which equals TF's ``MEAN`` aggregation at every step.
+    - Array data is checked to split evenly over the replicas.
+
+    Example:
+
+    >>> import keras
+    >>> if keras.backend.backend() == "tensorflow":
+    ...     context = StrategyContext("mirrored", devices=["/cpu:0"])
+    ...     print(context.num_replicas, context.is_chief)
+    ... else:
+    ...     print(1, True)
+    1 True
+
+    Args:
+        kind: ``"mirrored"`` or ``"multi_worker"``.
+        devices: for ``"mirrored"``, the devices to mirror over (default: all
+            GPUs, else the CPU). Not accepted by ``"multi_worker"``.
+        communication: collective implementation for ``"multi_worker"``:
+            ``"auto"``, ``"ring"`` or ``"nccl"``.
+
+    Raises:
+        ValueError: on the TensorFlow backend only; unknown ``kind``,
+            ``communication``, or ``devices`` given to ``"multi_worker"``.
+    """
+
+    def __init__(self, kind: str = "mirrored", *, devices: Sequence[str] | None = None,
+                 communication: str = "auto") -> None:
+        super().__init__()
+        if self.backend != "tensorflow":
+            raise ValueError(
+                f"`tf.distribute` strategies need the tensorflow backend. Received: "
+                f"backend={self.backend!r}"
+            )
+        if kind not in ("mirrored", "multi_worker"):
+            raise ValueError(
+                "Invalid value for argument `kind`. Expected 'mirrored' or 'multi_worker'. "
+                f"Received: kind={kind!r}"
+            )
+        if communication not in ("auto", "ring", "nccl"):
+            raise ValueError(
+                "Invalid value for argument `communication`. Expected one of 'auto', "
+                f"'ring', 'nccl'. Received: communication={communication!r}"
+            )
+        import tensorflow as tf
+
+        self.kind = kind
+        if kind == "mirrored":
+            self.strategy = tf.distribute.MirroredStrategy(
+                devices=list(devices) if devices is not None else None
+            )
+        else:
+            if devices is not None:
+                raise ValueError(
+                    "Invalid value for argument `devices`. `multi_worker` uses every local "
+                    "GPU of each worker; choose them with CUDA_VISIBLE_DEVICES. Received: "
+                    f"devices={devices!r}"
+                )
+            implementation = {
+                "auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
+                "ring": tf.distribute.experimental.CommunicationImplementation.RING,
+                "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL,
+            }[communication]
+            self.strategy = tf.distribute.MultiWorkerMirroredStrategy(
+                communication_options=tf.distribute.experimental.CommunicationOptions(
+                    implementation=implementation
+                )
+            )
+        self._sync_functions: dict = {}
+
+    # --- topology -----------------------------------------------------------
+    @property
+    def num_replicas(self) -> int:
+        return int(self.strategy.num_replicas_in_sync)
+
+    def _task(self) -> tuple[str | None, int, dict]:
+        config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+        task = config.get("task", {})
+        return task.get("type"), int(task.get("index", 0)), config.get("cluster", {})
+
+    @property
+    def num_processes(self) -> int:
+        if self.kind == "mirrored":
+            return 1
+        _, _, cluster = self._task()
+        return max(1, sum(len(v) for k, v in cluster.items() if k in ("chief", "worker")))
+
+    @property
+    def process_index(self) -> int:
+        if self.kind == "mirrored":
+            return 0
+        task_type, index, cluster = self._task()
+        if task_type == "chief":
+            return 0
+        return index + (1 if "chief" in cluster else 0)
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return self.strategy.scope()
+
+    # --- training -------------------------------------------------------------
+    def _fit(self, model, x, y, **kwargs):
+        check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
+        return model.fit(x, y, **kwargs)
+
+    # --- replica state ----------------------------------------------------------
+    def replica_values(self, variable) -> Iterator[np.ndarray]:
+        value = variable.value
+        for component in getattr(value, "values", (value,)):
+            yield np.asarray(component.numpy())
+
+    def _sync_function(self, variables: list):
+        import tensorflow as tf
+
+        key = tuple(id(v) for v in variables)
+        if key not in self._sync_functions:
+            strategy = self.strategy
+
+            @tf.function
+            def sync():
+                def per_replica():
+                    ctx = tf.distribute.get_replica_context()
+                    first = ctx.replica_id_in_sync_group == 0
+                    values = [tf.cast(tf.identity(v), tf.float64) for v in variables]
+                    # Replica 0's value, exactly (a sum with zeros), and where any differs.
+                    reference = ctx.all_reduce(
+                        tf.distribute.ReduceOp.SUM,
+                        [tf.where(first, v, tf.zeros_like(v)) for v in values],
+                    )
+                    differs = ctx.all_reduce(
+                        tf.distribute.ReduceOp.SUM,
+                        [tf.cast(tf.not_equal(v, r), tf.float64)
+                         for v, r in zip(values, reference, strict=True)],
+                    )
+                    means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, values)
+                    count = tf.constant(0.0, tf.float64)
+                    for var, v, d, m in zip(
+                            variables, values, differs, means, strict=True):
+                        var.assign(tf.cast(tf.where(d > 0, m, v), var.dtype))
+                        count += tf.reduce_sum(tf.cast(d > 0, tf.float64))
+                    return count
+
+                return strategy.reduce(
+                    tf.distribute.ReduceOp.MEAN, strategy.run(per_replica), axis=None
+                )
+
+            self._sync_functions[key] = sync
+        return self._sync_functions[key]
+
+    def sync_replica_states(self, model: keras.Model) -> int:
+        variables = [w.value for w in model.non_trainable_weights if _is_float(w)]
+        if not variables or self.num_replicas == 1:
+            return 0
+        return int(self._sync_function(variables)().numpy())

@@ -1,0 +1,135 @@
+"""Training scenarios shared by the distributed workers (any backend).
+
+Each scenario trains tiny models from fixed initial weights with a
+data-parallel context and with one device, and returns plain numbers that the
+tests in this folder assert on. Imported by the worker processes only.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_recipes.distribute import scope_for, setup
+
+ROWS, FEATURES, CLASSES, BATCH, EPOCHS = 64, 6, 3, 16, 2
+
+
+def data(seed: int = 0, rows: int = ROWS):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, FEATURES)).astype("float32")
+    y = rng.integers(0, CLASSES, rows).astype("int32")
+    return x, y
+
+
+class RowCounter(keras.layers.Layer):
+    """Identity that counts, per replica, the training rows that reached it."""
+
+    def build(self, input_shape):
+        self.rows = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="rows"
+        )
+
+    def call(self, x, training=False):
+        if training:
+            self.rows.assign(self.rows + keras.ops.cast(keras.ops.shape(x)[0], "int32"))
+        return x
+
+
+def mlp(*, batch_norm: bool = False, dropout: float = 0.0, counter: bool = False,
+        frozen_hidden: bool = False, run_eagerly: bool = False) -> keras.Model:
+    layers = [keras.Input((FEATURES,))]
+    if counter:
+        layers.append(RowCounter(name="rows"))
+    layers.append(keras.layers.Dense(8, activation="tanh", name="hidden"))
+    if batch_norm:
+        layers.append(keras.layers.BatchNormalization(name="bn"))
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout, seed=3, name="dropout"))
+    layers.append(keras.layers.Dense(CLASSES, name="head"))
+    model = keras.Sequential(layers, name="mlp")
+    rng = np.random.default_rng(42)
+    for w in model.trainable_weights:
+        w.assign(rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32"))
+    if frozen_hidden:
+        model.get_layer("hidden").trainable = False
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=False,  # XLA compilation dominates these tiny runs on CPU
+        run_eagerly=run_eagerly,  # the one-device references: no tracing
+    )
+    return model
+
+
+def weights(model: keras.Model) -> list[np.ndarray]:
+    return [np.asarray(keras.ops.convert_to_numpy(w.value), dtype=np.float64)
+            for w in model.weights if "float" in str(w.dtype)]
+
+
+def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    return max(float(np.max(np.abs(u - v))) for u, v in zip(a, b, strict=True))
+
+
+class Unfreeze(keras.callbacks.Callback):
+    """At epoch 1: the hidden layer becomes trainable with a new, smaller-step optimizer."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch != 1:
+            return
+        self.model.get_layer("hidden").trainable = True
+        with scope_for(self.model):
+            optimizer = keras.optimizers.SGD(0.05, momentum=0.9)
+            optimizer.build(self.model.trainable_variables)
+        self.model.optimizer = optimizer
+        self.model.make_train_function(force=True)
+
+
+def train(context, build, *, callbacks=(), **kwargs):
+    x, y = data(0)
+    xv, yv = data(1, rows=32)
+    with context.scope():
+        model = build()
+    history = context.fit(
+        model, x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=False,
+        validation_data=(xv, yv), callbacks=list(callbacks), **kwargs,
+    )
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+
+def run_match(context) -> tuple[dict, keras.Model]:
+    """2 replicas vs 1 device from the same weights and global batches.
+
+    The hidden layer starts frozen; at epoch 1 a callback unfreezes it and
+    builds a new optimizer (as UnfreezeSchedule does), so the run also covers
+    a trainable set and an optimizer that change inside ``fit``.
+    """
+    many, logs_many = train(context, lambda: mlp(frozen_hidden=True), callbacks=[Unfreeze()])
+    one, logs_one = train(
+        setup("none"), lambda: mlp(frozen_hidden=True, run_eagerly=True), callbacks=[Unfreeze()]
+    )
+    return {
+        "num_replicas": context.num_replicas,
+        "weights_vs_one_device": max_difference(weights(many), weights(one)),
+        "logs_vs_one_device": max(
+            abs(a - b) for k in logs_one for a, b in zip(logs_many[k], logs_one[k], strict=True)
+        ),
+        "replica_difference": context.max_replica_difference(many),
+        "hidden_trained": max_difference(
+            [np.asarray(keras.ops.convert_to_numpy(many.get_layer("hidden").kernel.value))],
+            [np.asarray(keras.ops.convert_to_numpy(mlp().get_layer("hidden").kernel.value))],
+        ) > 0,
+        "logs": logs_many,
+    }, many
+
+
+def run_batch_norm(context) -> tuple[dict, keras.Model]:
+    """Batch norm + dropout: every replica ends with the same weights and statistics."""
+    model, logs = train(context, lambda: mlp(batch_norm=True, dropout=0.25, counter=True))
+    rows = [int(v) for v in context.replica_values(model.get_layer("rows").rows)]
+    return {
+        "replica_difference": context.max_replica_difference(model),
+        "rows_per_replica": rows,
+        "logs": logs,
+    }, model
