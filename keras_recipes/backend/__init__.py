@@ -5,6 +5,18 @@ does not expose portably (gradients outside ``fit``) is dispatched here through
 a ``{"torch": ..., "tensorflow": ..., "jax": ...}`` table.
 """
 
+from keras_recipes.backend.device import (
+    accelerator,
+    device_description,
+    mixed_precision_policy,
+    set_num_threads,
+)
 from keras_recipes.backend.gradients import loss_and_gradients
 
-__all__ = ["loss_and_gradients"]
+__all__ = [
+    "accelerator",
+    "device_description",
+    "loss_and_gradients",
+    "mixed_precision_policy",
+    "set_num_threads",
+]
