@@ -46,12 +46,41 @@ def _slice(structure, start: int, stop: int):
     )
 
 
+def _augmentation_of(model: keras.Model):
+    """The batch augmentation of an ``AugmentedModel`` (applied per replica), else None.
+
+    Raises a ``ValueError`` for any other override of ``train_step`` or
+    ``test_step``: the DDP steps replace them and would skip their logic.
+    """
+    from keras_recipes.models import AugmentedModel
+
+    cls = type(model)
+    augmented = isinstance(model, AugmentedModel) and (
+        cls.train_step is AugmentedModel.train_step)
+    if not augmented and cls.train_step is not keras.Model.train_step:
+        raise ValueError(
+            f"Invalid value for argument `model`. {cls.__name__} overrides `train_step`, "
+            "which the DDP engine replaces by its own step (DDP forward, gradients "
+            "averaged over processes). Supported: keras.Model's step with overrides of "
+            "`compute_loss` / `compute_metrics`, and keras_recipes.models.AugmentedModel. "
+            "Move the logic into `compute_loss`, or use `kind='none'` (one device)."
+        )
+    if cls.test_step is not keras.Model.test_step:
+        raise ValueError(
+            f"Invalid value for argument `model`. {cls.__name__} overrides `test_step`, "
+            "which the DDP engine replaces by its own step. Move the logic into "
+            "`compute_loss` / `compute_metrics`."
+        )
+    return model.augmentation if augmented else None
+
+
 class _Steps:
     """The DDP train and test functions installed on one model during a fit."""
 
     def __init__(self, context: DDPContext, model: keras.Model, *, wrap: bool = True):
         self.context = context
         self.model = model
+        self.augmentation = _augmentation_of(model)
         self.ddp = None
         self._key = None
         self.calls = 0
@@ -117,6 +146,12 @@ class _Steps:
         self.rebuild()
         model = self.model
         x, y, sample_weight, n_local, n_global = self._local(data)
+        if self.augmentation is not None:
+            # AugmentedModel: each replica mixes its own part of the global batch.
+            if y is None:
+                x = self.augmentation(x, training=True)
+            else:
+                x, y = self.augmentation(x, y, training=True)
         before = self.context._metric_snapshot(model)
         y_pred = self._forward(self.ddp if self.ddp is not None else model, x, True)
         model.zero_grad()
@@ -227,12 +262,16 @@ class DDPContext(DistributeContext):
 
     Supported: ``Model.fit`` / ``evaluate`` arguments (``validation_split`` on
     arrays too), callbacks, regularization losses, mixed precision loss
-    scaling, models whose loss is a batch mean (Keras's default reduction).
-    Not supported (clear errors or documented): custom ``train_step`` /
-    ``test_step`` overrides are bypassed (use ``compute_loss`` /
-    ``compute_metrics`` overrides instead), ``jit_compile`` (steps run eagerly),
-    data already sharded per process (e.g. a ``DistributedSampler``: pass the
-    global data instead), a global batch smaller than the number of processes.
+    scaling, models whose loss is a batch mean (Keras's default reduction),
+    overrides of ``compute_loss`` / ``compute_metrics``, and
+    ``keras_recipes.models.AugmentedModel`` (each replica mixes its own part
+    of the global batch, so mixing partners come from that part).
+    Refused with a ``ValueError`` naming the alternative: other overrides of
+    ``train_step`` / ``test_step`` (the engine replaces the steps), data
+    already sharded per process (a ``DistributedSampler``: pass the global
+    data), ``class_weight`` (use ``sample_weight``), an unbuilt model, a
+    global batch smaller than the number of processes. ``jit_compile`` is not
+    applied (the steps run eagerly, as ``torch.compile`` is not used).
 
     Example:
 
@@ -499,11 +538,11 @@ class DDPContext(DistributeContext):
 
     def _fit(self, model, x, y, *, batch_size=None, shuffle=True, sample_weight=None,
              callbacks=(), **kwargs):
-        if not model.built:
+        if not model.built and not model.weights:
             raise ValueError(
                 "Invalid value for argument `model`. Expected a built model (give it an "
                 "`keras.Input` or call it on a batch) so DistributedDataParallel can "
-                f"broadcast its weights. Received: model={model.name!r} (not built)"
+                f"broadcast its weights. Received: model={model.name!r} (no weights yet)"
             )
         x, y, sample_weight = self._global_feed(
             x, y, sample_weight, batch_size, shuffle, kwargs

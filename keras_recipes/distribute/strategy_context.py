@@ -10,9 +10,15 @@ from collections.abc import Iterator, Sequence
 import keras
 import numpy as np
 
-from keras_recipes.distribute.distribute_context import DistributeContext, check_even_split
+from keras_recipes.distribute.distribute_context import (
+    DistributeContext,
+    _is_array_data,
+    check_even_split,
+)
 
 __all__ = ["StrategyContext"]
+
+_SEED_OFFSET = 1_000_003
 
 
 def _is_float(variable) -> bool:
@@ -41,6 +47,13 @@ class StrategyContext(DistributeContext):
       They are averaged across replicas before each validation and at each
       epoch end, which equals TF's ``MEAN`` aggregation at every step.
     - Array data is checked to split evenly over the replicas.
+    - Each replica's random seed states are offset by its replica index, so
+      replicas draw different dropout masks and mixing partners (Keras keeps
+      them replicated: every replica would draw the same numbers).
+    - An unbuilt model is built from the data's specs before ``fit``: under a
+      strategy Keras builds it from the replicas' batches averaged with
+      ``MEAN``, which turns integer labels into floats (``AugmentedModel``'s
+      loss then fails to build).
 
     Example:
 
@@ -107,6 +120,7 @@ class StrategyContext(DistributeContext):
                 )
             )
         self._sync_functions: dict = {}
+        self._offset_seeds: set = set()
 
     # --- topology -----------------------------------------------------------
     @property
@@ -138,9 +152,74 @@ class StrategyContext(DistributeContext):
         return self.strategy.scope()
 
     # --- training -------------------------------------------------------------
+    def _build_from_spec(self, model, x, y, sample_weight) -> None:
+        """Builds an unbuilt model from the data's shapes and dtypes.
+
+        Under a strategy, Keras 3's TF trainer builds an unbuilt model (and its
+        compiled loss) from the replicas' first batches averaged with
+        ``strategy.reduce("MEAN")``: integer labels arrive as floats, so a loss
+        that depends on the label dtype (``AugmentedModel`` one-hot encodes
+        integer labels) is built for the wrong targets and fails. Building it
+        first from the specs (no data is read) avoids that path.
+        """
+        import tensorflow as tf
+
+        if not hasattr(model, "_symbolic_build"):
+            return
+        if isinstance(x, tf.data.Dataset):
+            spec = x.element_spec
+        elif x is not None and _is_array_data(x):
+            spec = tuple(a for a in (x, y, sample_weight) if a is not None)
+        else:
+            return
+
+        def symbolic(leaf):
+            if leaf is None:
+                return None
+            shape = (None, *tuple(leaf.shape)[1:])
+            return keras.KerasTensor(shape, keras.backend.standardize_dtype(leaf.dtype))
+
+        with self.strategy.scope():
+            model._symbolic_build(data_batch=keras.tree.map_structure(symbolic, spec))
+
+    def _offset_seed_states(self, model) -> None:
+        """Gives each replica its own random stream (dropout masks, mixing draws).
+
+        Keras's seed-generator states are replicated, so every replica would
+        draw the same numbers for its part of the batch. Replica ``r`` adds
+        ``r * 1000003`` to its seed, once per state variable.
+        """
+        import tensorflow as tf
+
+        weights = {id(w) for w in model.weights}
+        states = [v for v in model.variables if id(v) not in weights
+                  and v.path.endswith("seed_generator_state") and id(v) not in self._offset_seeds]
+        if not states or self.num_replicas == 1:
+            return
+        values = [v.value for v in states]
+
+        @tf.function
+        def offset():
+            def per_replica():
+                replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group,
+                                  values[0].dtype)
+                for v in values:
+                    v.assign_add(tf.stack([replica * _SEED_OFFSET, tf.zeros_like(replica)]))
+
+            self.strategy.run(per_replica)
+
+        offset()
+        self._offset_seeds.update(id(v) for v in states)
+
     def _fit(self, model, x, y, **kwargs):
         check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
+        self._build_from_spec(model, x, y, kwargs.get("sample_weight"))
+        self._offset_seed_states(model)
         return model.fit(x, y, **kwargs)
+
+    def _evaluate(self, model, x, y, **kwargs):
+        self._build_from_spec(model, x, y, kwargs.get("sample_weight"))
+        return model.evaluate(x, y, return_dict=True, **kwargs)
 
     # --- replica state ----------------------------------------------------------
     def replica_values(self, variable) -> Iterator[np.ndarray]:

@@ -63,6 +63,29 @@ def mlp(*, batch_norm: bool = False, dropout: float = 0.0, counter: bool = False
     return model
 
 
+def images(seed: int = 0, rows: int = ROWS):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 255, size=(rows, 4, 4, 1)).astype("float32"),
+            rng.integers(0, CLASSES, rows).astype("int32"))
+
+
+def augmented(*, seed: int = 5) -> keras.Model:
+    """AugmentedModel(MixUp) around a linear classifier of 4x4 images."""
+    from keras_recipes.layers import MixUp
+    from keras_recipes.models import AugmentedModel
+
+    net = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Rescaling(1 / 255),
+                            keras.layers.Flatten(), keras.layers.Dense(CLASSES, name="head")])
+    rng = np.random.default_rng(42)
+    for w in net.trainable_weights:
+        w.assign(rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32"))
+    model = AugmentedModel(net, MixUp(alpha=0.4, num_classes=CLASSES, seed=seed))
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    return model
+
+
 def weights(model: keras.Model) -> list[np.ndarray]:
     return [np.asarray(keras.ops.convert_to_numpy(w.value), dtype=np.float64)
             for w in model.weights if "float" in str(w.dtype)]
@@ -133,3 +156,23 @@ def run_batch_norm(context) -> tuple[dict, keras.Model]:
         "rows_per_replica": rows,
         "logs": logs,
     }, model
+
+
+def run_augmented(context, *, compare_one_device: bool) -> tuple[dict, keras.Model]:
+    """AugmentedModel + MixUp: the mixing runs inside each replica's step."""
+    x, y = images(0)
+    kwargs = {"batch_size": BATCH, "epochs": EPOCHS, "verbose": 0, "shuffle": False}
+    with context.scope():
+        model = augmented()
+    history = context.fit(model, x, y, **kwargs)
+    report = {
+        "replica_difference": context.max_replica_difference(model),
+        "loss": [float(v) for v in history.history["loss"]],
+        "seed_states": [np.asarray(v).tolist() for v in context.replica_values(
+            model.augmentation.generator.state)],
+    }
+    if compare_one_device:
+        one = augmented()
+        setup("none").fit(one, x, y, **kwargs)
+        report["weights_vs_one_device"] = max_difference(weights(model), weights(one))
+    return report, model

@@ -44,3 +44,11 @@ def test_global_batch_split_evenly(report):
     assert report["split"]["shards_reassemble"]
     # One SPMD program sees the global batch: 2 epochs x 64 rows.
     assert report["batch_norm"]["rows_per_replica"] == [128, 128]
+
+
+def test_augmented_model_on_two_devices_equals_one_device(report):
+    # One SPMD program over the global batch: MixUp draws the same lambdas and
+    # partners as on one device, so the runs agree to float tolerance.
+    augmented = report["augmented"]
+    assert augmented["replica_difference"] == 0.0
+    assert augmented["weights_vs_one_device"] < 1e-5

@@ -48,3 +48,17 @@ def test_keras_alone_leaves_replicas_apart(report):
     # a callback builds outside strategy.scope() lets the replicas drift apart.
     assert report["keras_alone"]["batch_norm_replica_difference"] > 1e-4
     assert report["keras_alone"]["new_optimizer_replica_difference"] > 1e-4
+
+
+def test_augmented_model_trains_with_mixing_inside_each_replica(report):
+    # Regression: Keras's symbolic build under a strategy averages the replicas'
+    # labels (integers become floats) and AugmentedModel's loss failed to build.
+    augmented = report["augmented"]
+    assert augmented["replica_difference"] == 0.0
+    assert len(augmented["loss"]) == 2 and all(0 < v < 10 for v in augmented["loss"])
+
+
+def test_replicas_draw_different_random_streams(report):
+    # Each replica's seed state is offset by its index: different MixUp draws.
+    (seed_0, count_0), (seed_1, count_1) = report["augmented"]["seed_states"]
+    assert seed_1 - seed_0 == 1_000_003 and count_0 == count_1

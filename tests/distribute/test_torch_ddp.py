@@ -52,3 +52,11 @@ def test_ranks_draw_different_random_streams(reports):
     seed_0, seed_1 = (r["dropout_seed_state"] for r in reports)
     assert seed_0[0] != seed_1[0]
     assert seed_0[1] == seed_1[1]  # same number of draws
+
+
+def test_augmented_model_mixes_per_rank_with_its_own_random_stream(reports):
+    first, second = (r["augmented"] for r in reports)
+    assert first["replica_difference"] == second["replica_difference"] == 0.0
+    assert first["loss"] == second["loss"]  # global logs
+    (state_0,), (state_1,) = first["seed_states"], second["seed_states"]
+    assert state_0[0] != state_1[0] and state_0[1] == state_1[1]

@@ -35,7 +35,11 @@ def data_split(context) -> dict:
 def main(path: str) -> None:
     context = setup("data_parallel")
     report = {"kind": context.kind, "devices": jax.device_count()}
-    for name, run in (("match", scenarios.run_match), ("batch_norm", scenarios.run_batch_norm)):
+    for name, run in (
+        ("match", scenarios.run_match),
+        ("batch_norm", scenarios.run_batch_norm),
+        ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=True)),
+    ):
         start = time.time()
         report[name], _ = run(context)
         report[name]["seconds"] = time.time() - start

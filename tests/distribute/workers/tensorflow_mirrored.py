@@ -57,7 +57,11 @@ def keras_alone(context, models) -> dict:
 def main(path: str) -> None:
     context = setup("mirrored", devices=["/cpu:0", "/cpu:1"])
     report, models = {"kind": context.kind}, {}
-    for name, run in (("match", scenarios.run_match), ("batch_norm", scenarios.run_batch_norm)):
+    for name, run in (
+        ("match", scenarios.run_match),
+        ("batch_norm", scenarios.run_batch_norm),
+        ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=False)),
+    ):
         start = time.time()
         report[name], models[name] = run(context)
         report[name]["seconds"] = time.time() - start

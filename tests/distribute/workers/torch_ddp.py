@@ -23,7 +23,11 @@ def main(path: str) -> None:
     report = {"kind": context.kind, "rank": context.process_index,
               "is_chief": context.is_chief, "world_size": context.num_replicas}
     models = {}
-    for name, run in (("match", scenarios.run_match), ("batch_norm", scenarios.run_batch_norm)):
+    for name, run in (
+        ("match", scenarios.run_match),
+        ("batch_norm", scenarios.run_batch_norm),
+        ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=False)),
+    ):
         start = time.time()
         report[name], models[name] = run(context)
         report[name]["seconds"] = time.time() - start
