@@ -85,6 +85,19 @@ def test_world_of_one_trains_like_model_fit(world_of_one):
     assert a.train_function is None and a.test_function is None  # plain Keras again
 
 
+def test_tf_data_pipeline_trains_like_model_fit(world_of_one):
+    from keras_recipes.data.pipeline import to_dataset
+
+    x, y = _data()
+    a, b = _model(), _model()
+    world_of_one.fit(a, to_dataset(x, y, batch_size=4, shuffle=True, seed=3), epochs=2,
+                     verbose=0)
+    b.fit(to_dataset(x, y, batch_size=4, shuffle=True, seed=3), epochs=2, verbose=0,
+          shuffle=False)
+    np.testing.assert_allclose(a.get_layer("d").kernel.numpy(), b.get_layer("d").kernel.numpy(),
+                               atol=1e-7)
+
+
 def test_validation_split_uses_the_last_rows(world_of_one):
     x, y = _data()
     a, b = _model(), _model()

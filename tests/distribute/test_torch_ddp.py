@@ -60,3 +60,16 @@ def test_augmented_model_mixes_per_rank_with_its_own_random_stream(reports):
     assert first["loss"] == second["loss"]  # global logs
     (state_0,), (state_1,) = first["seed_states"], second["seed_states"]
     assert state_0[0] != state_1[0] and state_0[1] == state_1[1]
+
+
+def test_uneven_split_weights_each_part_by_its_rows(reports):
+    # 64 rows in global batches of 15: parts of 7 + 8 rows, and 2 + 2 for the last
+    # batch of 4. Weighting each part's mean loss by its share gives exactly the
+    # global-batch gradient, as on one device.
+    for r in reports:
+        assert r["uneven"]["weights_vs_one_device"] < 1e-5
+
+
+def test_ranks_with_different_data_fail_together_with_a_clear_error(reports):
+    for r in reports:
+        assert "received different global batches" in r["mismatch"]["error"]

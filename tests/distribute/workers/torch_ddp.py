@@ -17,6 +17,27 @@ from keras_recipes.distribute import setup  # noqa: E402
 from tests.distribute import scenarios  # noqa: E402
 
 
+def uneven(context) -> dict:
+    """Global batches of 15 (and a last one of 4): parts of 7/8 and 2/2 rows."""
+    x, y = scenarios.data(0)
+    kwargs = {"batch_size": 15, "epochs": 1, "verbose": 0, "shuffle": False}
+    many, one = scenarios.mlp(), scenarios.mlp()
+    context.fit(many, x, y, **kwargs)
+    setup("none").fit(one, x, y, **kwargs)
+    return {"weights_vs_one_device": scenarios.max_difference(
+        scenarios.weights(many), scenarios.weights(one))}
+
+
+def mismatch(context) -> dict:
+    """Each rank passes different data: every rank must raise the same clear error."""
+    x, y = scenarios.data(context.process_index)
+    try:
+        context.fit(scenarios.mlp(), x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    except ValueError as error:
+        return {"error": str(error)}
+    return {"error": None}
+
+
 def main(path: str) -> None:
     torch.set_num_threads(1)
     context = setup("ddp", timeout_s=120)
@@ -31,6 +52,8 @@ def main(path: str) -> None:
         start = time.time()
         report[name], models[name] = run(context)
         report[name]["seconds"] = time.time() - start
+    report["uneven"] = uneven(context)
+    report["mismatch"] = mismatch(context)
     dropout = models["batch_norm"].get_layer("dropout")
     report["dropout_seed_state"] = [
         int(v) for v in keras.ops.convert_to_numpy(dropout.seed_generator.state.value)
