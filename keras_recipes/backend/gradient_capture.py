@@ -1,0 +1,304 @@
+"""Copy the gradients of real training steps out of ``fit``, on every backend.
+
+Keras's train step on every backend ends in ``optimizer.apply(grads, ...)``
+(jax reaches it through ``optimizer.stateless_apply`` inside the jitted step).
+The object :func:`capture_gradients` returns replaces the ``apply`` of one optimizer *instance*
+by a wrapper that, on the chosen steps only, copies the gradients it receives
+and then calls the original ``apply`` unchanged. Nothing is added to the
+model's or the optimizer's variables, no extra forward or backward pass runs,
+and no random stream moves: the update is exactly the one ``fit`` would make.
+
+Where the copy goes depends on the backend (the one dispatch table below):
+
+- ``torch``: the step runs eagerly; the wrapper clones the gradient tensors
+  (on their device) on a capture step. Under ``jit_compile=True`` the capture
+  is excluded from compilation (``torch.compiler.disable``), which splits the
+  compiled graph at the optimizer call.
+- ``tensorflow``: the step is a ``tf.function`` (XLA or not); the wrapper adds
+  a ``tf.cond`` that assigns the gradients to non-trainable ``tf.Variable``
+  accumulators created outside the function (not tracked by the model or the
+  optimizer). Not supported under a multi-replica ``tf.distribute`` strategy.
+- ``jax``: the step is pure (``stateless_apply``); variables outside its state
+  cannot be written from inside it. The wrapper adds a ``jax.lax.cond`` whose
+  true branch hands the gradients to the host with ``jax.debug.callback``;
+  its ``fetch()`` waits for pending callbacks with
+  ``jax.effects_barrier()``.
+
+Whether a step is captured is decided inside the compiled step from the
+optimizer's own ``iterations`` counter: the step that makes ``iterations``
+equal to ``n`` is captured when ``(n - phase) % period == 0``. ``period`` and
+``phase`` are baked into the trace, so the train function must be rebuilt
+(``model.make_train_function(force=True)``) after ``install()`` and
+``remove()``.
+
+With a ``LossScaleOptimizer`` (mixed precision) the inner optimizer is wrapped,
+so the captured gradients are unscaled and skipped steps are not captured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+__all__ = ["capture_gradients"]
+
+
+class _Capture:
+    """Shared bookkeeping; subclasses implement `_make_apply` and `_read`."""
+
+    def __init__(self, optimizer, period: int, phase: int):
+        self.optimizer = optimizer
+        self.target = getattr(optimizer, "inner_optimizer", optimizer)
+        self.period = int(period)
+        self.phase = int(phase) % self.period
+        self.variables: list = list(getattr(self.target, "_trainable_variables", []) or [])
+        self._last_step = -1
+        self._installed = False
+
+    def _variables_of(self, trainable_variables):
+        if trainable_variables is None:
+            return list(self.target._trainable_variables)
+        return list(trainable_variables)
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        self._previous = vars(self.target).get("apply")  # another capture's wrapper, or None
+        original = self.target.apply
+        inner = self._make_apply(original)
+        active = self
+
+        def apply(grads, trainable_variables=None):
+            if not active._installed:  # removed while wrapped by a later capture
+                return original(grads, trainable_variables)
+            return inner(grads, trainable_variables)
+
+        self._wrapper = apply
+        # An instance attribute shadows the class method; remove() takes it away.
+        object.__setattr__(self.target, "apply", apply)
+        self._installed = True
+
+    def remove(self) -> None:
+        if not self._installed:
+            return
+        self._installed = False
+        if vars(self.target).get("apply") is self._wrapper:
+            if self._previous is None:
+                object.__delattr__(self.target, "apply")
+            else:
+                object.__setattr__(self.target, "apply", self._previous)
+        # Otherwise a later capture wrapped ours: ours now passes calls straight through.
+
+    def fetch(self) -> tuple[int, list, list[np.ndarray]] | None:
+        got = self._read()
+        if got is None:
+            return None
+        step, variables, grads = got
+        if step <= self._last_step:
+            return None
+        self._last_step = step
+        return step, variables, grads
+
+
+class _TorchCapture(_Capture):
+    def __init__(self, optimizer, period, phase):
+        super().__init__(optimizer, period, phase)
+        self._count = int(keras.ops.convert_to_numpy(self.target.iterations))
+        self._store = None
+
+    def _make_apply(self, original: Callable) -> Callable:
+        import torch
+
+        @torch.compiler.disable
+        def capture(grads, trainable_variables):
+            self._count += 1
+            if (self._count - self.phase) % self.period == 0:
+                variables = self._variables_of(trainable_variables)
+                copies = [None if g is None else g.detach().clone() for g in grads]
+                self._store = (self._count, variables, copies)
+
+        def apply(grads, trainable_variables=None):
+            grads = list(grads)
+            if grads:
+                capture(grads, trainable_variables)
+            return original(grads, trainable_variables)
+
+        return apply
+
+    def _read(self):
+        if self._store is None:
+            return None
+        step, variables, grads = self._store
+        out = []
+        for g, v in zip(grads, variables, strict=True):
+            out.append(
+                np.zeros(v.shape, "float32") if g is None else g.detach().cpu().numpy()
+            )
+        return step, variables, out
+
+
+class _TensorFlowCapture(_Capture):
+    def __init__(self, optimizer, period, phase):
+        super().__init__(optimizer, period, phase)
+        import tensorflow as tf
+
+        self._tf = tf
+        with tf.init_scope():
+            self._accumulators = {
+                id(v): tf.Variable(
+                    tf.zeros(v.shape, dtype=v.dtype), trainable=False, name="grad_capture"
+                )
+                for v in self.variables
+            }
+            self._step = tf.Variable(-1, dtype="int64", trainable=False, name="grad_capture_step")
+        self._traced_variables: list = []
+
+    def _make_apply(self, original: Callable) -> Callable:
+        tf = self._tf
+
+        def apply(grads, trainable_variables=None):
+            grads = list(grads)
+            if grads:
+                variables = self._variables_of(trainable_variables)
+                pairs = [
+                    (self._accumulators[id(v)], g)
+                    for v, g in zip(variables, grads, strict=True)
+                    if g is not None and id(v) in self._accumulators
+                ]
+                self._traced_variables = [
+                    v for v, g in zip(variables, grads, strict=True)
+                    if g is not None and id(v) in self._accumulators
+                ]
+                step = tf.cast(tf.convert_to_tensor(self.target.iterations), "int64") + 1
+
+                def copy():
+                    for acc, g in pairs:
+                        acc.assign(tf.convert_to_tensor(g))
+                    self._step.assign(step)
+                    return tf.constant(True)
+
+                tf.cond(
+                    tf.equal(tf.math.floormod(step - self.phase, self.period), 0),
+                    copy,
+                    lambda: tf.constant(False),
+                )
+            return original(grads, trainable_variables)
+
+        return apply
+
+    def _read(self):
+        step = int(self._step.numpy())
+        if step < 0 or step <= self._last_step:
+            return None
+        variables = self._traced_variables
+        return step, variables, [self._accumulators[id(v)].numpy() for v in variables]
+
+
+class _JaxCapture(_Capture):
+    def __init__(self, optimizer, period, phase):
+        super().__init__(optimizer, period, phase)
+        self._store = None
+        self._traced_variables: list = []
+
+    def _host_store(self, step, *grads):
+        step = int(np.asarray(step))
+        if self._store is None or step > self._store[0]:
+            self._store = (step, [np.array(g, copy=True) for g in grads])
+
+    def _make_apply(self, original: Callable) -> Callable:
+        import jax
+        import jax.numpy as jnp
+
+        def apply(grads, trainable_variables=None):
+            grads = list(grads)
+            if grads:
+                variables = self._variables_of(trainable_variables)
+                kept = [(v, g) for v, g in zip(variables, grads, strict=True) if g is not None]
+                self._traced_variables = [v for v, _ in kept]
+                # Inside stateless_apply this reads the traced value of the scope.
+                step = jnp.asarray(self.target.iterations.value, "int32") + 1
+                pred = jnp.equal(jnp.mod(step - self.phase, self.period), 0)
+
+                def send(operands):
+                    jax.debug.callback(self._host_store, *operands)
+
+                jax.lax.cond(pred, send, lambda operands: None, (step, *[g for _, g in kept]))
+            return original(grads, trainable_variables)
+
+        return apply
+
+    def _read(self):
+        import jax
+
+        jax.effects_barrier()
+        if self._store is None:
+            return None
+        step, grads = self._store
+        return step, self._traced_variables, grads
+
+
+_DISPATCH: dict[str, type[_Capture]] = {
+    "torch": _TorchCapture,
+    "tensorflow": _TensorFlowCapture,
+    "jax": _JaxCapture,
+}
+
+
+def capture_gradients(optimizer, *, period: int, phase: int = 0) -> _Capture:
+    """Captures the gradients an optimizer receives on every `period`-th step.
+
+    Call ``install()`` before the train function is (re)built, read captured
+    gradients with ``fetch()``, and ``remove()`` the wrapper when done.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    >>> model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    >>> model.optimizer.build(model.trainable_variables)
+    >>> _ = model.layers[0].kernel.assign(np.zeros((2, 1)))
+    >>> capture = capture_gradients(model.optimizer, period=1)
+    >>> capture.install()
+    >>> _ = model.make_train_function(force=True)  # trace it with the wrapper
+    >>> _ = model.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=4, verbose=0)
+    >>> step, variables, (g,) = capture.fetch()
+    >>> step, g.ravel().tolist()  # d/dw mean((w·x - 1)²) at w = 0: -2
+    (1, [-2.0, -2.0])
+    >>> capture.remove()
+    >>> model.train_function = None  # the next fit traces without the wrapper
+
+    Args:
+        optimizer: a built Keras optimizer (``model.optimizer``).
+        period: capture every `period`-th step (an int >= 1).
+        phase: capture the step that makes ``optimizer.iterations`` equal to
+            ``n`` when ``(n - phase) % period == 0``.
+
+    Returns:
+        A capture object with ``install()``, ``remove()`` and ``fetch()``;
+        ``fetch()`` returns ``(iterations, variables, grads)`` for the latest
+        captured step not fetched before (``grads`` as NumPy arrays, in the
+        order of ``variables``), or ``None``.
+
+    Raises:
+        ValueError: for an unsupported backend, an unbuilt optimizer or a bad
+            `period`.
+    """
+    if not isinstance(period, int) or isinstance(period, bool) or period < 1:
+        raise ValueError(
+            f"Invalid value for argument `period`. Expected an int >= 1. Received: period={period}"
+        )
+    backend = keras.backend.backend()
+    if backend not in _DISPATCH:
+        raise ValueError(
+            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_DISPATCH)}."
+        )
+    target = getattr(optimizer, "inner_optimizer", optimizer)
+    if not getattr(target, "built", False):
+        raise ValueError(
+            "Invalid value for argument `optimizer`. Expected a built optimizer (fit the model "
+            "or call `optimizer.build(model.trainable_variables)`). Received: an unbuilt "
+            f"{type(optimizer).__name__}"
+        )
+    return _DISPATCH[backend](optimizer, period, phase)

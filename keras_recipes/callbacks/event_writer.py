@@ -1,0 +1,246 @@
+"""TensorBoard event files written and read without TensorFlow.
+
+``keras.callbacks.TensorBoard`` writes through ``tf.summary`` and therefore
+imports TensorFlow even when Keras runs on torch or jax (keras-team/keras#19121).
+This module writes the same files with the ``tensorboard`` package's own
+pieces only: its ``Event``/``Summary`` protocol buffers, its histogram and
+scalar plugin metadata, and its ``RecordWriter`` (the TFRecord framing with
+masked CRC32C checksums). Nothing here imports TensorFlow, so it works where
+TensorFlow is not installed or not importable.
+
+Scalars are written as ``simple_value`` (as PyTorch's ``SummaryWriter`` does),
+histograms as the ``[k, 3]`` float64 tensor of ``(left edge, right edge,
+count)`` rows that ``tf.summary.histogram`` writes, tagged for TensorBoard's
+histogram plugin. Histogram buckets are computed with ``np.histogram`` (uniform
+bins over the finite values).
+
+The reader (:func:`read_scalars`, :func:`read_histograms`) parses the same
+framing, so tests and :func:`plot_gradient_norms` need no TensorFlow either.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.plugins.histogram import metadata as _histogram_metadata
+from tensorboard.summary.writer.record_writer import RecordWriter
+
+__all__ = ["EventWriter", "histogram_buckets", "read_histograms", "read_scalars"]
+
+_UID = itertools.count()
+
+
+def histogram_buckets(values, bins: int = 30) -> tuple[np.ndarray, int]:
+    """Histogram of the finite entries of `values` as TensorBoard's ``[bins, 3]`` rows.
+
+    Non-finite entries (NaN, ±inf) cannot be placed in a bucket; they are
+    counted and returned beside the histogram, never silently dropped.
+
+    Example:
+
+    >>> buckets, nonfinite = histogram_buckets([0.0, 1.0, 1.0, 4.0, float("nan")], bins=4)
+    >>> buckets[:, 2].tolist(), nonfinite
+    ([1.0, 2.0, 0.0, 1.0], 1)
+    >>> buckets[:, 0].tolist()  # left edges: uniform over [min, max]
+    [0.0, 1.0, 2.0, 3.0]
+
+    Args:
+        values: an array-like of any shape.
+        bins: number of uniform buckets between the smallest and largest finite
+            value.
+
+    Returns:
+        ``(buckets, nonfinite)``: a float64 array of shape ``(bins, 3)`` with rows
+        ``(left, right, count)`` whose counts sum to the number of finite
+        entries, and the number of non-finite entries.
+    """
+    data = np.asarray(values).reshape(-1)
+    if data.dtype.kind != "f" or data.dtype.itemsize < 4:
+        data = data.astype(np.float32)
+    finite = np.isfinite(data)
+    nonfinite = int(data.size - np.count_nonzero(finite))
+    if nonfinite:
+        data = data[finite]
+    out = np.zeros((bins, 3), np.float64)
+    if data.size == 0:
+        return out, nonfinite
+    lo, hi = float(data.min()), float(data.max())
+    if lo == hi:
+        # Same convention as tensorboard's histogram_pb: all mass in the last bucket.
+        out[:, 0] = out[:, 1] = lo
+        out[-1, 2] = data.size
+        return out, nonfinite
+    counts, edges = np.histogram(data, bins=bins, range=(lo, hi))
+    out[:, 0] = edges[:-1]
+    out[:, 1] = edges[1:]
+    out[:, 2] = counts
+    return out, nonfinite
+
+
+def _tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
+    )
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_DOUBLE, tensor_shape=shape, tensor_content=array.tobytes()
+    )
+
+
+class EventWriter:
+    """Writes TensorBoard scalars and histograms to one event file, TensorFlow-free.
+
+    Events are framed and checksummed by ``tensorboard``'s ``RecordWriter`` and
+    written synchronously to a local file (``log_dir`` must be a local path).
+
+    Example:
+
+    >>> import tempfile
+    >>> log_dir = tempfile.mkdtemp()
+    >>> with EventWriter(log_dir) as writer:
+    ...     writer.scalar("loss", 0.5, step=0)
+    ...     _ = writer.histogram("weights", [1.0, 2.0, 2.0], step=0, bins=2)
+    >>> read_scalars(log_dir)
+    {'loss': [(0, 0.5)]}
+    >>> read_histograms(log_dir)["weights"][0][1][:, 2].tolist()
+    [1.0, 2.0]
+
+    Args:
+        log_dir: directory of the event file (created if missing).
+        filename_suffix: appended to the file name (default ``".v2"``, like
+            ``tf.summary``).
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, filename_suffix: str = ".v2") -> None:
+        self.log_dir = os.fspath(log_dir)
+        os.makedirs(self.log_dir, exist_ok=True)
+        name = (
+            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
+            f"{os.getpid()}.{next(_UID)}{filename_suffix}"
+        )
+        self.path = os.path.join(self.log_dir, name)
+        self._writer = RecordWriter(open(self.path, "wb"))  # closed in close()
+        self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
+
+    def _write(self, event: event_pb2.Event) -> None:
+        self._writer.write(event.SerializeToString())
+
+    def add_summary(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
+        """Writes several summary values as one event at `step`."""
+        summary = summary_pb2.Summary(value=values)
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    @staticmethod
+    def scalar_value(tag: str, value: float) -> summary_pb2.Summary.Value:
+        """A scalar summary value (``simple_value``)."""
+        return summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+
+    @staticmethod
+    def histogram_value(tag: str, buckets: np.ndarray) -> summary_pb2.Summary.Value:
+        """A histogram summary value from ``(bins, 3)`` rows (see `histogram_buckets`)."""
+        meta = _histogram_metadata.create_summary_metadata(display_name=None, description=None)
+        return summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=_tensor_proto(buckets))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        """Writes one scalar."""
+        self.add_summary([self.scalar_value(tag, value)], step)
+
+    def histogram(self, tag: str, values, step: int, bins: int = 30) -> int:
+        """Writes a histogram of the finite entries of `values`; returns the non-finite count."""
+        buckets, nonfinite = histogram_buckets(values, bins)
+        self.add_summary([self.histogram_value(tag, buckets)], step)
+        return nonfinite
+
+    def flush(self) -> None:
+        """Flushes written events to disk."""
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the file (idempotent)."""
+        if not self._writer.closed:
+            self._writer.flush()
+            self._writer.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _event_files(log_dir: str | os.PathLike) -> list[str]:
+    log_dir = os.fspath(log_dir)
+    if os.path.isfile(log_dir):
+        return [log_dir]
+    found = []
+    for root, _, files in os.walk(log_dir):
+        found += [os.path.join(root, f) for f in files if "tfevents" in f]
+    return sorted(found)
+
+
+def _read_records(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while True:
+            header = f.read(12)
+            if len(header) < 12:
+                return
+            (length,) = struct.unpack("<Q", header[:8])
+            data = f.read(length)
+            f.read(4)
+            if len(data) < length:
+                return  # a partially written last record
+            yield data
+
+
+def _events(log_dir) -> Iterator[event_pb2.Event]:
+    for path in _event_files(log_dir):
+        for record in _read_records(path):
+            yield event_pb2.Event.FromString(record)
+
+
+def _tensor_array(tensor: tensor_pb2.TensorProto) -> np.ndarray:
+    shape = [d.size for d in tensor.tensor_shape.dim]
+    if tensor.tensor_content:
+        dtype = {types_pb2.DT_DOUBLE: np.float64, types_pb2.DT_FLOAT: np.float32}[tensor.dtype]
+        return np.frombuffer(tensor.tensor_content, dtype=dtype).reshape(shape)
+    values = list(tensor.double_val) or list(tensor.float_val)
+    return np.asarray(values, np.float64).reshape(shape)
+
+
+def read_scalars(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, float]]]:
+    """Scalars of every event file under `log_dir`, as ``{tag: [(step, value), ...]}``.
+
+    Reads ``simple_value`` scalars and the scalar tensors ``tf.summary.scalar``
+    writes, in file order. No TensorFlow needed.
+    """
+    out: dict[str, list[tuple[int, float]]] = {}
+    for event in _events(log_dir):
+        for value in event.summary.value:
+            kind = value.WhichOneof("value")
+            if kind == "simple_value":
+                out.setdefault(value.tag, []).append((event.step, float(value.simple_value)))
+            elif kind == "tensor" and value.metadata.plugin_data.plugin_name == "scalars":
+                scalar = float(_tensor_array(value.tensor).reshape(-1)[0])
+                out.setdefault(value.tag, []).append((event.step, scalar))
+    return out
+
+
+def read_histograms(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Histograms under `log_dir` as ``{tag: [(step, buckets), ...]}``; buckets are ``(k, 3)``."""
+    out: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for event in _events(log_dir):
+        for value in event.summary.value:
+            if (
+                value.WhichOneof("value") == "tensor"
+                and value.metadata.plugin_data.plugin_name == "histograms"
+            ):
+                out.setdefault(value.tag, []).append((event.step, _tensor_array(value.tensor)))
+    return out
