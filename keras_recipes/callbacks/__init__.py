@@ -1,3 +1,7 @@
 """keras_recipes.callbacks: public names are re-exported here explicitly."""
 
-__all__: list[str] = []
+from keras_recipes.callbacks.early_stopping import EarlyStopping
+
+__all__: list[str] = [
+    "EarlyStopping",
+]
