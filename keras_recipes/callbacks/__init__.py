@@ -1,7 +1,11 @@
 """keras_recipes.callbacks: public names are re-exported here explicitly."""
 
 from keras_recipes.callbacks.early_stopping import EarlyStopping
+from keras_recipes.callbacks.gradient_histogram import GradientHistogram
+from keras_recipes.callbacks.plot_gradient_norms import plot_gradient_norms
 
 __all__: list[str] = [
     "EarlyStopping",
+    "GradientHistogram",
+    "plot_gradient_norms",
 ]

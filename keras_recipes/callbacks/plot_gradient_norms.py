@@ -1,0 +1,131 @@
+"""plot_gradient_norms: the picture of vanishing gradients, from GradientHistogram's logs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from keras_recipes.callbacks.event_writer import read_scalars
+
+__all__ = ["layer_gradient_norms", "plot_gradient_norms"]
+
+
+def layer_gradient_norms(log_dir: str | os.PathLike) -> tuple[list[int], dict[str, np.ndarray]]:
+    """Per-layer gradient norms by logged step, read from `GradientHistogram` events.
+
+    A layer's norm is ``sqrt(Σ ‖g_w‖²)`` over its weights' ``gradient_norm/<path>``
+    scalars (the layer is the path without its last component). Layers are
+    ordered as the weights were logged (model order, input to output).
+
+    Args:
+        log_dir: the callback's `log_dir` (or its ``train`` subdirectory).
+
+    Returns:
+        ``(steps, norms)``: the sorted logged steps, and ``{layer: array}`` with
+        one value per step (NaN where the layer was not logged, e.g. before it
+        was unfrozen).
+
+    Raises:
+        ValueError: if no ``gradient_norm/...`` scalar is found.
+    """
+    log_dir = os.fspath(log_dir)
+    train = os.path.join(log_dir, "train")
+    scalars = read_scalars(train if os.path.isdir(train) else log_dir)
+    per_weight = {
+        tag.removeprefix("gradient_norm/"): values
+        for tag, values in scalars.items()
+        if tag.startswith("gradient_norm/") and tag != "gradient_norm/global"
+    }
+    if not per_weight:
+        raise ValueError(
+            "Invalid value for argument `log_dir`. Expected GradientHistogram event files with "
+            f"`gradient_norm/...` scalars. Received: log_dir={log_dir!r} (none found)"
+        )
+    steps = sorted({step for values in per_weight.values() for step, _ in values})
+    index = {step: i for i, step in enumerate(steps)}
+    squares: dict[str, np.ndarray] = {}
+    for path, values in per_weight.items():
+        layer = path.rsplit("/", 1)[0]
+        row = squares.setdefault(layer, np.full(len(steps), np.nan))
+        for step, value in values:
+            i = index[step]
+            row[i] = (0.0 if np.isnan(row[i]) else row[i]) + value**2
+    return steps, {layer: np.sqrt(row) for layer, row in squares.items()}
+
+
+def plot_gradient_norms(
+    log_dir: str | os.PathLike, path: str | os.PathLike, *, title: str | None = None
+) -> str:
+    """Writes a PNG of per-layer gradient norms by logged step (epoch).
+
+    Left: one line per layer, norm against step on a log scale, coloured from
+    the input (dark) to the output (light) layer. Right: norm against layer
+    depth at the first and the last logged step. Vanishing gradients show as
+    dark lines far below light ones, and a right panel that falls towards the
+    input. Uses matplotlib's Agg canvas directly (no pyplot state is touched).
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from keras_recipes.callbacks.event_writer import EventWriter
+    >>> log_dir = tempfile.mkdtemp()
+    >>> with EventWriter(os.path.join(log_dir, "train")) as writer:
+    ...     for epoch in range(3):
+    ...         writer.scalar("gradient_norm/net/dense/kernel", 1e-3 * (epoch + 1), epoch)
+    ...         writer.scalar("gradient_norm/net/dense_1/kernel", 1.0, epoch)
+    >>> png = plot_gradient_norms(log_dir, os.path.join(log_dir, "norms.png"))
+    >>> open(png, "rb").read(4) == b"\\x89PNG"
+    True
+
+    Args:
+        log_dir: the `GradientHistogram` log directory.
+        path: where to write the PNG.
+        title: optional figure title.
+
+    Returns:
+        The path of the written PNG, as a string.
+
+    Raises:
+        ValueError: if `log_dir` holds no gradient-norm scalars.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    steps, norms = layer_gradient_norms(log_dir)
+    layers = list(norms)
+    fig = Figure(figsize=(11, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    colors = _viridis(len(layers))
+    for color, layer in zip(colors, layers, strict=True):
+        left.plot(steps, norms[layer], marker="o", markersize=3, color=color, label=layer)
+    left.set_yscale("log")
+    left.set_xlabel("step (epoch)")
+    left.set_ylabel("gradient L2 norm")
+    left.set_title("per-layer gradient norm")
+    if len(layers) <= 12:
+        left.legend(fontsize=7)
+    depth = np.arange(len(layers))
+    for i, label, style in ((0, "first", "--"), (len(steps) - 1, "last", "-")):
+        left_values = np.array([norms[layer][i] for layer in layers])
+        right.plot(depth, left_values, style, marker="o", label=f"{label} step ({steps[i]})")
+    right.set_yscale("log")
+    right.set_xlabel("layer (input → output)")
+    right.set_ylabel("gradient L2 norm")
+    right.set_title("norm by depth")
+    right.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _viridis(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(x) for x in np.linspace(0.0, 0.9, max(n, 1))]

@@ -1,0 +1,381 @@
+"""GradientHistogram: logged numbers against hand computations, no side effects, alerts."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_recipes.callbacks import GradientHistogram, plot_gradient_norms
+from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
+from keras_recipes.callbacks.gradient_histogram import full_weight_paths
+from keras_recipes.callbacks.plot_gradient_norms import layer_gradient_norms
+
+BACKEND = keras.backend.backend()
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _np(v):
+    return np.array(keras.ops.convert_to_numpy(v))
+
+
+def _mlp(name="net", sizes=(5, 4, 3)):
+    layers = [keras.Input((sizes[0],))]
+    for i, units in enumerate(sizes[1:]):
+        last = i == len(sizes) - 2
+        layers.append(keras.layers.Dense(units, activation=None if last else "tanh", name=f"d{i}"))
+    return keras.Sequential(layers, name=name)
+
+
+def _tags_by_step(scalars, prefix):
+    out = {}
+    for tag, values in scalars.items():
+        if tag.startswith(prefix):
+            for step, _ in values:
+                out.setdefault(step, set()).add(tag[len(prefix):])
+    return out
+
+
+# ---------------------------------------------------------------- correctness
+class _Snapshots(keras.callbacks.Callback):
+    """Trainable weights before and after each step (self.model syncs the jax state)."""
+
+    def __init__(self):
+        super().__init__()
+        self.snapshots = {}
+        self.step = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.snapshots[("before", self.step)] = [_np(v) for v in self.model.trainable_weights]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.snapshots[("after", self.step)] = [_np(v) for v in self.model.trainable_weights]
+        self.step += 1
+
+
+def test_captured_norms_equal_the_sgd_update(tmp_path):
+    """SGD(lr=1), one batch per step: the gradient IS W_before - W_after."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 5)).astype("float32")
+    y = rng.integers(0, 3, size=8)
+    model = _mlp()
+    model.compile(optimizer=keras.optimizers.SGD(1.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    record = _Snapshots()
+    callback = GradientHistogram(tmp_path, every=1, bins=7, verbose=0)
+    model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0,
+              callbacks=[record, callback])
+    snapshots = record.snapshots
+    assert callback.logged_steps == [1, 2]  # optimizer.iterations after each step
+
+    scalars = read_scalars(tmp_path / "train")
+    hists = read_histograms(tmp_path / "train")
+    paths = [full_weight_paths(model)[id(v)] for v in model.trainable_weights]
+    assert paths == ["net/d0/kernel", "net/d0/bias", "net/d1/kernel", "net/d1/bias"]
+    for step in (1, 2):
+        before, after = snapshots[("before", step - 1)], snapshots[("after", step - 1)]
+        norms = []
+        for path, w0, w1 in zip(paths, before, after, strict=True):
+            update = w0 - w1  # = lr * grad with lr = 1
+            got = dict(scalars[f"gradient_norm/{path}"])[step]
+            np.testing.assert_allclose(got, np.linalg.norm(update), rtol=1e-5)
+            norms.append(np.linalg.norm(update))
+            ratio = dict(scalars[f"update_ratio/{path}"])[step]
+            np.testing.assert_allclose(ratio, np.linalg.norm(w1 - w0) / np.linalg.norm(w1),
+                                       rtol=1e-5)
+            assert dict(scalars[f"nonfinite/{path}"])[step] == 0
+            buckets = dict(hists[f"gradients/{path}"])[step]
+            assert buckets.shape == (7, 3) and buckets[:, 2].sum() == w0.size
+            np.testing.assert_allclose(buckets[0, 0], update.min(), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(buckets[-1, 1], update.max(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(dict(scalars["gradient_norm/global"])[step],
+                                   np.sqrt(np.sum(np.square(norms))), rtol=1e-5)
+    # Every trainable weight has every tag at every logged step.
+    for prefix in ("gradient_norm/", "update_ratio/", "nonfinite/"):
+        assert _tags_by_step(scalars, prefix) == {1: set(paths) | ({"global"} if prefix ==
+                                                  "gradient_norm/" else set()),
+                                                  2: set(paths) | ({"global"} if prefix ==
+                                                  "gradient_norm/" else set())}
+    assert _tags_by_step(hists, "gradients/") == {1: set(paths), 2: set(paths)}
+
+
+def test_probe_batch_matches_numpy_gradient_of_mse(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    px, py = x[:10], y[:10]
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, name="lin")], name="net")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    callback = GradientHistogram(tmp_path, data=(px, py), include="*kernel", verbose=0)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)  # moves the weights first
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    w, b = (_np(v) for v in model.layers[0].weights)
+    residual = px @ w + b - py
+    want = 2.0 / len(px) * px.T @ residual  # d/dW mean((xW + b - y)^2)
+    scalars = read_scalars(tmp_path / "train")
+    assert sorted(t for t in scalars if "/" in t and not t.startswith("gradient_norm_ratio")) == [
+        "gradient_norm/global", "gradient_norm/net/lin/kernel",
+        "nonfinite/net/lin/kernel", "update_ratio/net/lin/kernel",
+    ]  # include="*kernel": no bias tags
+    assert [s for s, _ in scalars["gradient_norm/net/lin/kernel"]] == [0, 1]  # epoch steps
+    np.testing.assert_allclose(scalars["gradient_norm/net/lin/kernel"][-1][1],
+                               np.linalg.norm(want), rtol=1e-5)
+
+
+def test_every_n_with_probe_data_logs_at_training_steps(tmp_path):
+    x = np.random.default_rng(2).normal(size=(20, 5)).astype("float32")
+    y = np.zeros(20, "int32")
+    model = _mlp()
+    model.compile(optimizer="sgd",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = GradientHistogram(tmp_path, data=(x[:8], y[:8]), every=2, histograms=False,
+                                 exclude=["*bias"], verbose=0)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.logged_steps == [2, 4]
+    assert read_histograms(tmp_path / "train") == {}
+    assert not any(t.endswith("bias") for t in read_scalars(tmp_path / "train"))
+
+
+# ------------------------------------------------------------ no side effects
+def _bn_dropout_run(callback_factory, tmp_path):
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([
+        keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+        keras.layers.BatchNormalization(), keras.layers.Dropout(0.4, seed=3),
+        keras.layers.Dense(3),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(48, 6)).astype("float32")
+    y = rng.integers(0, 3, size=48)
+    callbacks = callback_factory(x, y, tmp_path) if callback_factory else []
+    history = model.fit(x, y, batch_size=16, epochs=2, validation_data=(x[:16], y[:16]),
+                        verbose=0, callbacks=callbacks)
+    # A later fit without the callbacks: the capture must be gone.
+    later = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    state = [_np(v) for v in model.variables] + [_np(v) for v in model.optimizer.variables]
+    return state, history.history, later.history, callbacks
+
+
+def test_no_side_effects_bn_dropout(tmp_path):
+    """Seeded BN + Dropout run: identical with the three modes at once, and without any."""
+    reference = _bn_dropout_run(None, tmp_path)
+    state, history, later, callbacks = _bn_dropout_run(
+        lambda x, y, d: [
+            GradientHistogram(d / "epoch", verbose=0),  # capture, last step of each epoch
+            GradientHistogram(d / "every2", every=2, verbose=0),  # capture, every 2 steps
+            GradientHistogram(d / "probe", data=(x[:10], y[:10]), verbose=0),  # probe batch
+        ],
+        tmp_path,
+    )
+    assert [c.logged_steps for c in callbacks] == [[0, 1], [2, 4, 6], [0, 1]]
+    for got, want in zip(state, reference[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert history == reference[1] and later == reference[2]
+
+
+# ------------------------------------------------------------------- alerts
+def test_overflow_is_reported_as_nonfinite_and_stops(tmp_path):
+    x = np.ones((12, 4), "float32")
+    x[4:8] = 3e38  # the second batch overflows to inf in the first layer
+    y = np.zeros((12, 1), "float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a"),
+                              keras.layers.Dense(1, name="b")], name="net")
+    model.compile(optimizer="sgd", loss="mse")
+    callback = GradientHistogram(tmp_path, every=1, stop_on_nonfinite=True, verbose=0)
+    with pytest.warns(RuntimeWarning, match="non-finite gradient entries at step 2"):
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[callback])
+    assert [a["kind"] for a in callback.alerts] == ["nonfinite"]
+    assert callback.logged_steps == [1, 2]  # stopped after the bad step
+    assert int(_np(model.optimizer.iterations)) == 2
+    scalars = read_scalars(tmp_path / "train")
+    hists = read_histograms(tmp_path / "train")
+    bad = dict(scalars["nonfinite/net/a/kernel"])
+    assert bad[1] == 0 and bad[2] > 0
+    assert dict(scalars["alerts/nonfinite"]) == {2: callback.alerts[0]["value"]}
+    for v in model.trainable_weights:
+        path = full_weight_paths(model)[id(v)]
+        counts = dict(hists[f"gradients/{path}"])[2][:, 2].sum()
+        assert counts + dict(scalars[f"nonfinite/{path}"])[2] == np.prod(v.shape)  # none dropped
+
+
+def _deep_mlp(activation, initializer, depth=20, width=16):
+    layers = [keras.Input((width,))]
+    for i in range(depth - 1):
+        layers.append(keras.layers.Dense(width, activation=activation,
+                                         kernel_initializer=initializer, name=f"h{i:02d}"))
+    layers.append(keras.layers.Dense(1, name="out"))
+    model = keras.Sequential(layers, name="deep")
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_vanishing_alert_sigmoid_vs_relu_he(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(32, 16)).astype("float32")
+    y = rng.normal(size=(32, 1)).astype("float32")
+    sigmoid = _deep_mlp("sigmoid", "glorot_uniform")
+    callback = GradientHistogram(tmp_path / "sigmoid", verbose=0, histograms=False)
+    with pytest.warns(RuntimeWarning, match="vanishing gradients"):
+        sigmoid.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[callback])
+    assert [a["kind"] for a in callback.alerts] == ["vanishing"]  # once, not once per epoch
+    assert callback.alerts[0]["value"] < 1e-4
+    relu = _deep_mlp("relu", "he_normal")
+    calm = GradientHistogram(tmp_path / "relu", verbose=0, histograms=False)
+    relu.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[calm])
+    assert calm.alerts == []
+    ratios = read_scalars(tmp_path / "relu" / "train")["gradient_norm_ratio/first_to_last"]
+    assert all(r > 1e-2 for _, r in ratios)
+
+    # The picture, and its numbers: layer norm = sqrt(sum of its weights' squared norms).
+    png = plot_gradient_norms(tmp_path / "sigmoid", tmp_path / "norms.png", title="sigmoid")
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    steps, norms = layer_gradient_norms(tmp_path / "sigmoid")
+    scalars = read_scalars(tmp_path / "sigmoid" / "train")
+    assert steps == [0, 1] and list(norms)[0] == "deep/h00" and list(norms)[-1] == "deep/out"
+    k = dict(scalars["gradient_norm/deep/h00/kernel"])
+    b = dict(scalars["gradient_norm/deep/h00/bias"])
+    np.testing.assert_allclose(norms["deep/h00"], [np.hypot(k[s], b[s]) for s in steps],
+                               rtol=1e-6)
+
+
+def test_exploding_alert_once(tmp_path, capsys):
+    x = np.ones((8, 5), "float32")
+    model = _mlp()
+    model.compile(optimizer="sgd",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = GradientHistogram(tmp_path, exploding_norm=1e-6, vanishing_ratio=None)
+    with pytest.warns(RuntimeWarning, match="exploding gradients"):
+        model.fit(x, np.zeros(8), batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    assert [a["kind"] for a in callback.alerts] == ["exploding"]
+    assert capsys.readouterr().out.count("exploding gradients") == 1  # verbose=1 prints
+
+
+# ---------------------------------------------- weights unfrozen mid-fit, nested paths
+class _UnfreezeAt(keras.callbacks.Callback):
+    """The recipe UnfreezeSchedule uses: trainable, new optimizer, rebuilt train function."""
+
+    def __init__(self, epoch, layer):
+        super().__init__()
+        self.epoch, self.layer = epoch, layer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            model = self.model
+            self.layer.trainable = True
+            optimizer = keras.optimizers.SGD(0.1)
+            optimizer.build(model.trainable_variables)
+            model.optimizer = optimizer
+            model.make_train_function(force=True)
+
+
+@pytest.mark.parametrize("data", [False, True], ids=["capture", "probe"])
+def test_weights_unfrozen_mid_fit_are_picked_up(tmp_path, data):
+    inp = keras.Input((4,))
+    backbone = keras.Model(inp, keras.layers.Dense(3, name="fc")(inp), name="backbone")
+    backbone.trainable = False
+    outer_in = keras.Input((4,))
+    model = keras.Model(outer_in, keras.layers.Dense(1, name="head")(backbone(outer_in)))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = np.random.default_rng(5).normal(size=(16, 4)).astype("float32")
+    y = np.ones((16, 1), "float32")
+    callback = GradientHistogram(tmp_path, data=(x, y) if data else None, verbose=0)
+    fc_kernel = backbone.layers[1].kernel
+    before = _np(fc_kernel)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+              callbacks=[callback, _UnfreezeAt(1, backbone)])
+    assert not np.array_equal(_np(fc_kernel), before)  # it did train after unfreezing
+    by_step = _tags_by_step(read_scalars(tmp_path / "train"), "gradient_norm/")
+    assert by_step[0] == {"global", "head/kernel", "head/bias"}
+    assert by_step[1] == {
+        "global", "head/kernel", "head/bias", "backbone/fc/kernel", "backbone/fc/bias"
+    }
+
+
+# ------------------------------------------------------------ TensorFlow-free
+@pytest.mark.skipif(BACKEND == "tensorflow",
+                    reason="TensorFlow is this process's Keras backend: it cannot be blocked")
+def test_works_with_tensorflow_not_importable(tmp_path):
+    script = textwrap.dedent(f"""
+        import importlib.machinery, sys
+        class Block:  # as if TensorFlow were not installed: every import of it fails
+            def find_spec(self, name, path=None, target=None):
+                if name == "tensorflow" or name.startswith("tensorflow."):
+                    return importlib.machinery.ModuleSpec(name, self)
+            def create_module(self, spec):
+                raise ImportError(f"No module named {{spec.name!r}} (blocked by the test)")
+            def exec_module(self, module):
+                pass
+        sys.meta_path.insert(0, Block())
+        import keras, numpy as np
+        from keras_recipes.callbacks import GradientHistogram, plot_gradient_norms
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")], name="m")
+        model.compile(optimizer="sgd", loss="mse")
+        x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[GradientHistogram({str(tmp_path)!r})])
+        plot_gradient_norms({str(tmp_path)!r}, {str(tmp_path / "n.png")!r})
+        # TensorBoard's own reader (its TF stub, since TF is blocked) reads our events.
+        from tensorboard.backend.event_processing import event_accumulator
+        acc = event_accumulator.EventAccumulator({str(tmp_path / "train")!r},
+                                                 size_guidance={{"tensors": 0, "scalars": 0}})
+        acc.Reload()
+        tags = acc.Tags()
+        assert set(tags["tensors"]) == {{"gradients/m/d/kernel", "gradients/m/d/bias"}}, tags
+        assert "gradient_norm/global" in tags["scalars"], tags
+        assert [e.step for e in acc.Scalars("gradient_norm/global")] == [0, 1]
+        assert acc.SummaryMetadata("gradients/m/d/kernel").plugin_data.plugin_name == "histograms"
+        assert "tensorflow" not in sys.modules
+        print("OK")
+    """)
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- arguments
+def test_config_round_trip(tmp_path):
+    callback = GradientHistogram(tmp_path, every=5, bins=12, include=["*kernel"],
+                                 exclude="head/*", exploding_norm=10.0, verbose=0)
+    config = callback.get_config()
+    assert GradientHistogram.from_config(config).get_config() == config
+    assert config["include"] == ["*kernel"] and config["exclude"] == ["head/*"]
+    assert keras.saving.get_registered_object("keras_recipes>GradientHistogram") is \
+        GradientHistogram
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(log_dir=""), "`log_dir`. Expected a non-empty path"),
+        (dict(every=0), "`every`. Expected 'epoch' or an int >= 1"),
+        (dict(every="batch"), "`every`. Expected 'epoch' or an int >= 1"),
+        (dict(bins=0), "`bins`. Expected an int >= 1"),
+        (dict(include=3), "`include`. Expected None, a glob pattern"),
+        (dict(exclude=[1]), "`exclude`. Expected None, a glob pattern"),
+        (dict(vanishing_ratio=-1.0), "`vanishing_ratio`. Expected None or a float > 0"),
+        (dict(exploding_norm=0), "`exploding_norm`. Expected None or a float > 0"),
+        (dict(data=(np.ones(3),)), "`data`. Expected None, \\(x, y\\)"),
+        (dict(verbose=2), "`verbose`. Expected 0 or 1"),
+    ],
+)
+def test_invalid_arguments(tmp_path, kwargs, match):
+    kwargs = {"log_dir": str(tmp_path), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        GradientHistogram(**kwargs)
+
+
+def test_bad_data_batches_raise_at_train_begin(tmp_path):
+    model = _mlp()
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="`data`. Expected None"):
+        GradientHistogram(tmp_path, data=[np.ones((2, 5))] * 4)
+    callback = GradientHistogram(tmp_path, data=iter([np.ones((2, 5))]))
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="batches must be \\(x, y\\)"):
+        callback.on_train_begin()
