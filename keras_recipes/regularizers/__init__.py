@@ -1,3 +1,6 @@
 """keras_recipes.regularizers: public names are re-exported here explicitly."""
 
-__all__: list[str] = []
+from keras_recipes.regularizers.model_penalty import add_weight_penalty, remove_weight_penalty
+from keras_recipes.regularizers.weight_penalty import WeightPenalty
+
+__all__: list[str] = ["WeightPenalty", "add_weight_penalty", "remove_weight_penalty"]
