@@ -1,3 +1,8 @@
 """keras_recipes.initializers: public names are re-exported here explicitly."""
 
-__all__: list[str] = []
+from keras_recipes.initializers.gain import gain
+from keras_recipes.initializers.he import He
+from keras_recipes.initializers.scaling import compute_fans
+from keras_recipes.initializers.xavier import Xavier
+
+__all__: list[str] = ["He", "Xavier", "compute_fans", "gain"]
