@@ -40,7 +40,9 @@ __all__ = [
     "parse_config",
     "print_config",
     "save_json",
+    "seeded_batches",
     "summarize",
+    "tensorboard_scalars",
     "to_jsonable",
 ]
 
@@ -331,6 +333,121 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
             )
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
+
+
+def seeded_batches(x: Any, y: Any, batch_size: int, seed: int):
+    """Training batches whose order depends on `seed` alone, reshuffled every epoch.
+
+    Keras's own ``shuffle=True`` draws from the backend's global random state,
+    which other code also consumes (on torch, the first ``fit`` of a process
+    draws differently from later ones), so two variants of a comparison could
+    see different batches. This ``keras.utils.PyDataset`` uses its own NumPy
+    generator: a fresh instance with the same `seed` gives the same batches,
+    epoch after epoch, under every backend. Pass ``shuffle=False`` to ``fit``:
+    with its default ``shuffle=True`` Keras also permutes the batch order with
+    Python's global ``random``.
+
+    Example:
+
+    >>> x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
+    >>> a, b = seeded_batches(x, y, 4, seed=1), seeded_batches(x, y, 4, seed=1)
+    >>> len(a), [int(v) for v in a[2][1]], bool(np.array_equal(a[0][1], b[0][1]))
+    (3, [6, 3], True)
+    >>> sorted(int(v) for i in range(len(a)) for v in a[i][1]) == list(range(10))
+    True
+
+    Args:
+        x: input array (or a tuple/dict of arrays with the same first dimension).
+        y: target array.
+        batch_size: examples per batch (the last batch may be smaller).
+        seed: seed of the order.
+
+    Returns:
+        A ``keras.utils.PyDataset`` of ``(x_batch, y_batch)`` NumPy tuples.
+    """
+    import keras
+
+    class _SeededBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.n = len(y)
+            self.order = self.rng.permutation(self.n)
+
+        def __len__(self) -> int:
+            return -(-self.n // int(batch_size))
+
+        def __getitem__(self, index: int):
+            idx = self.order[index * batch_size : (index + 1) * batch_size]
+            take = lambda a: a[idx]  # noqa: E731
+            return keras.tree.map_structure(take, x), take(y)
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(self.n)
+
+    return _SeededBatches()
+
+
+def tensorboard_scalars(log_dir: str | os.PathLike):
+    """A callback writing each epoch's logs to TensorBoard, without TensorFlow.
+
+    Same layout and tags as ``keras.callbacks.TensorBoard``'s epoch scalars
+    (``log_dir/train/epoch_loss``, ``log_dir/validation/epoch_loss`` for
+    ``val_loss``, ...), written with the package's TensorFlow-free
+    ``EventWriter``, so a torch or jax run does not import TensorFlow (which
+    ``keras.callbacks.TensorBoard`` does, adding seconds to every run).
+
+    Example:
+
+    >>> import keras, tempfile
+    >>> from keras_recipes.callbacks.event_writer import read_scalars
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> log_dir = tempfile.mkdtemp()
+    >>> x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+    >>> _ = model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0,
+    ...               callbacks=[tensorboard_scalars(log_dir)])
+    >>> [step for step, _ in read_scalars(log_dir + "/validation")["epoch_loss"]]
+    [0, 1]
+
+    Args:
+        log_dir: the run's TensorBoard folder.
+
+    Returns:
+        A ``keras.callbacks.Callback``.
+    """
+    import keras
+
+    from keras_recipes.callbacks.event_writer import EventWriter
+
+    class _EpochScalars(keras.callbacks.Callback):
+        def __init__(self, root: str) -> None:
+            super().__init__()
+            self.root = root
+            self.writers: dict[str, EventWriter] = {}
+
+        def _writer(self, split: str) -> EventWriter:
+            if split not in self.writers:
+                self.writers[split] = EventWriter(os.path.join(self.root, split))
+            return self.writers[split]
+
+        def on_epoch_end(self, epoch, logs=None):
+            for key, value in (logs or {}).items():
+                split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    continue
+                self._writer(split).scalar(f"epoch_{name}", value, epoch)
+            for writer in self.writers.values():
+                writer.flush()
+
+        def on_train_end(self, logs=None):
+            for writer in self.writers.values():
+                writer.close()
+            self.writers = {}
+
+    return _EpochScalars(os.fspath(log_dir))
 
 
 def fingerprint(weights: Iterable[Any]) -> str:

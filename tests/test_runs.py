@@ -17,7 +17,9 @@ from keras_recipes.runs import (
     option,
     parse_config,
     save_json,
+    seeded_batches,
     summarize,
+    tensorboard_scalars,
 )
 
 
@@ -93,3 +95,41 @@ def test_markdown_table_and_fingerprint():
     assert fingerprint(w) != fingerprint(w[::-1])
     assert fingerprint(w) != fingerprint([np.array([1.0, -2.0]), np.array([3.0])])  # shape
     assert fingerprint(w) != fingerprint([np.array([[1.0, -2.0]]), np.array([3.0 + 1e-6])])
+
+
+def _tiny_model():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, kernel_initializer="ones")(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    return model
+
+
+def test_seeded_batches_give_identical_fits_and_cover_each_epoch():
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(10, 2)).astype("float32")
+    ds = seeded_batches(x, y, 4, seed=3)
+    order = np.random.default_rng(3).permutation(10)  # independent reference
+    np.testing.assert_array_equal(ds[0][0], x[order[:4]])
+    np.testing.assert_array_equal(ds[2][1], y[order[8:]])
+    ds.on_epoch_end()
+    assert not np.array_equal(ds.order, order) and sorted(ds.order) == list(range(10))
+    histories = []
+    for _ in range(2):
+        model = _tiny_model()
+        h = model.fit(seeded_batches(x, y, 4, seed=3), shuffle=False, epochs=3, verbose=0)
+        histories.append(h.history["loss"])
+    assert histories[0] == histories[1]
+
+
+def test_tensorboard_scalars_write_the_epoch_logs(tmp_path):
+    from keras_recipes.callbacks.event_writer import read_scalars
+
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 2), "float32")
+    model = _tiny_model()
+    h = model.fit(x, y, validation_data=(x, y), epochs=2, batch_size=4, verbose=0,
+                  callbacks=[tensorboard_scalars(tmp_path)])
+    train = read_scalars(tmp_path / "train")["epoch_loss"]
+    val = read_scalars(tmp_path / "validation")["epoch_loss"]
+    assert [s for s, _ in train] == [0, 1]
+    np.testing.assert_allclose([v for _, v in train], h.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose([v for _, v in val], h.history["val_loss"], rtol=1e-6)
