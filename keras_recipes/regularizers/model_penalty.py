@@ -26,6 +26,7 @@ __all__ = ["add_weight_penalty", "remove_weight_penalty"]
 
 _REGISTERED_NAME = "keras_recipes>WeightPenalty"
 _BIAS = re.compile(r"(^|_)bias$")
+_RESERVED_NAMES = ("bias", "beta", "gamma")
 
 
 # ---------------------------------------------------------------- model walk
@@ -80,7 +81,10 @@ def _config_attribute(layer, variable, params) -> str | None:
     By name: ``kernel -> kernel_regularizer``, ``embeddings ->
     embeddings_regularizer``, ``depthwise_kernel -> depthwise_regularizer``.
     Otherwise, when exactly one parameter and one ``*_regularizer`` key are left
-    unmatched (``DepthwiseConv2D.kernel -> depthwise_regularizer``), those two.
+    unmatched (``DepthwiseConv2D.kernel -> depthwise_regularizer``), those two;
+    ``bias_regularizer`` / ``beta_regularizer`` / ``gamma_regularizer`` only
+    ever belong to a variable of that name (a layer built with
+    ``use_bias=False`` still has the key).
     """
     try:
         keys = [
@@ -99,7 +103,8 @@ def _config_attribute(layer, variable, params) -> str | None:
     direct = by_name(variable.name)
     if direct:
         return direct
-    unmatched_keys = set(keys) - {by_name(p.name) for p in params}
+    reserved = {f"{name}_regularizer" for name in _RESERVED_NAMES}
+    unmatched_keys = set(keys) - {by_name(p.name) for p in params} - reserved
     unmatched_params = [p for p in params if by_name(p.name) is None]
     if len(unmatched_keys) == 1 and len(unmatched_params) == 1:
         return unmatched_keys.pop()

@@ -185,6 +185,8 @@ def test_save_reload_keeps_the_penalty(tmp_path):
     inputs = keras.Input((6, 6, 2))
     h = L.Conv2D(3, 3, padding="same", name="conv", **Z)(inputs)
     h = L.DepthwiseConv2D(3, padding="same", name="dw", depthwise_initializer="zeros")(h)
+    h = L.DepthwiseConv2D(3, padding="same", name="dw_no_bias", use_bias=False,  # MobileNet's
+                          depthwise_initializer="zeros")(h)
     h = L.SeparableConv2D(4, 3, name="sep", depthwise_initializer="zeros",
                           pointwise_initializer="zeros")(h)
     h = L.Conv2DTranspose(2, 3, name="deconv", **Z)(h)
@@ -203,9 +205,9 @@ def test_save_reload_keeps_the_penalty(tmp_path):
         paths = add_weight_penalty(model, l2=lam)
         emb_paths = add_weight_penalty(emb, l1=lam)
     assert paths == [
-        "conv/kernel", "dw/kernel", "sep/depthwise_kernel", "sep/pointwise_kernel",
-        "deconv/kernel", "lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel",
-        "ein/kernel", "fc/kernel",
+        "conv/kernel", "dw/kernel", "dw_no_bias/kernel", "sep/depthwise_kernel",
+        "sep/pointwise_kernel", "deconv/kernel", "lstm/lstm_cell/kernel",
+        "lstm/lstm_cell/recurrent_kernel", "ein/kernel", "fc/kernel",
     ]
     assert emb_paths == ["emb/embeddings"]
     for m, name in [(model, "m.keras"), (emb, "e.keras")]:
