@@ -1,3 +1,33 @@
 """keras_recipes.applications: public names are re-exported here explicitly."""
 
-__all__: list[str] = []
+from keras_recipes.applications.freezing import (
+    find_layer,
+    freeze,
+    is_batch_norm,
+    selectable_layers,
+    unfreeze,
+)
+from keras_recipes.applications.imagenet_preprocessing import ImageNetPreprocessing
+from keras_recipes.applications.imagenet_weights import (
+    imagenet_weights_file,
+    keras_cache_dir,
+)
+from keras_recipes.applications.transfer_model import (
+    backbone_names,
+    build_transfer_model,
+    preprocessing_mode,
+)
+
+__all__: list[str] = [
+    "ImageNetPreprocessing",
+    "backbone_names",
+    "build_transfer_model",
+    "find_layer",
+    "freeze",
+    "imagenet_weights_file",
+    "is_batch_norm",
+    "keras_cache_dir",
+    "preprocessing_mode",
+    "selectable_layers",
+    "unfreeze",
+]
