@@ -12,11 +12,14 @@ from keras_recipes.backend.device import (
     set_num_threads,
 )
 from keras_recipes.backend.gradients import loss_and_gradients
+from keras_recipes.backend.retrain import clone_optimizer, rebuild_optimizer
 
 __all__ = [
     "accelerator",
+    "clone_optimizer",
     "device_description",
     "loss_and_gradients",
     "mixed_precision_policy",
+    "rebuild_optimizer",
     "set_num_threads",
 ]
