@@ -75,6 +75,36 @@ def test_keras_ignores_kernel_regularizer_set_after_build_ours_does_not():
     )
 
 
+def test_keras_variable_regularizer_after_training_is_ignored_on_tf_and_jax(keras_backend):
+    """Peer fault: `variable.regularizer = ...` works on torch, but TF/JAX keep the traced step."""
+    model = linear_model()
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    dense = model.layers[0]
+    lam = 0.05
+    dense.kernel.regularizer = keras.regularizers.L2(lam)
+    w0, b0 = np_(dense.kernel), np_(dense.bias)
+    _, grad = mse_and_grad(w0, b0)
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    extra = w0 - grad - np_(dense.kernel)  # 2λW if the penalty was applied, else 0
+    applied = np.allclose(extra, 2 * lam * w0, rtol=1e-3, atol=1e-6)
+    ignored = np.allclose(extra, 0.0, atol=1e-6)
+    assert (applied, ignored) == ((True, False) if keras_backend == "torch" else (False, True))
+
+
+def test_keras_variable_regularizer_is_lost_on_reload_ours_is_kept(tmp_path):
+    """Peer fault: the layer config still says kernel_regularizer=None."""
+    model = linear_model()
+    model.layers[0].kernel.regularizer = keras.regularizers.L2(0.1)
+    model.save(tmp_path / "keras.keras")
+    assert keras.saving.load_model(tmp_path / "keras.keras").losses == []
+    model.layers[0].kernel.regularizer = None
+    add_weight_penalty(model, l2=0.1)
+    model.save(tmp_path / "ours.keras")
+    reloaded = keras.saving.load_model(tmp_path / "ours.keras")
+    expected = 0.1 * np.sum(np_(model.layers[0].kernel) ** 2)
+    np.testing.assert_allclose(total_penalty(reloaded), expected, rtol=1e-5)
+
+
 def test_loss_rises_by_exactly_the_penalty():
     model = mlp()
     model.compile(loss="mse")
