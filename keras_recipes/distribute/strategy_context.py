@@ -25,6 +25,58 @@ def _is_float(variable) -> bool:
     return "float" in str(variable.dtype)
 
 
+def aggregate_before_clipping(optimizer) -> bool:
+    """Makes a Keras optimizer sum gradients over replicas *before* clipping them.
+
+    Keras 3's TensorFlow optimizer clips (``clipnorm``, ``clipvalue``,
+    ``global_clipnorm``) each replica's partial gradient and sums across
+    replicas afterwards, so under a multi-replica strategy the clip acts on
+    ``1 / num_replicas`` of the gradient (measured: weights differ from one
+    device). This moves the cross-replica sum in front of the clip, for this
+    optimizer instance (the inner one of a ``LossScaleOptimizer``); the sum
+    itself is unchanged.
+
+    Returns:
+        True if the optimizer was changed now, False if it already was.
+    """
+    import tensorflow as tf
+
+    target = getattr(optimizer, "inner_optimizer", optimizer)
+    if getattr(target, "_keras_recipes_aggregates_first", False):
+        return False
+    clip = target._clip_gradients
+
+    def clip_after_sum(grads):
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            grads = list(grads)
+            present = [g for g in grads if g is not None]
+            if present:
+                summed = iter(ctx.all_reduce(tf.distribute.ReduceOp.SUM, present))
+                grads = [None if g is None else next(summed) for g in grads]
+        return clip(grads)
+
+    object.__setattr__(target, "_clip_gradients", clip_after_sum)
+    object.__setattr__(target, "_all_reduce_sum_gradients", lambda pairs: list(pairs))
+    object.__setattr__(target, "_keras_recipes_aggregates_first", True)
+    return True
+
+
+class _AggregateBeforeClipping(keras.callbacks.Callback):
+    """Applies :func:`aggregate_before_clipping` to the model's current optimizer.
+
+    Checked before every batch, so an optimizer that a callback puts in place
+    mid-fit (unfreezing) is handled before its train function is traced.
+    """
+
+    def on_train_begin(self, logs=None):
+        aggregate_before_clipping(self.model.optimizer)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if aggregate_before_clipping(self.model.optimizer):
+            self.model.make_train_function(force=True)
+
+
 class StrategyContext(DistributeContext):
     """Data-parallel training with a ``tf.distribute`` strategy (TensorFlow backend).
 
@@ -46,6 +98,10 @@ class StrategyContext(DistributeContext):
       so each replica keeps its own (measured: they differ after one epoch).
       They are averaged across replicas before each validation and at each
       epoch end, which equals TF's ``MEAN`` aggregation at every step.
+    - Gradients are summed across replicas before the optimizer clips them
+      (Keras clips each replica's partial gradient, so ``global_clipnorm``
+      acted on ``1 / num_replicas`` of it); see
+      :func:`aggregate_before_clipping`.
     - Array data is checked to split evenly over the replicas.
     - Each replica's random seed states are offset by its replica index, so
       replicas draw different dropout masks and mixing partners (Keras keeps
@@ -211,11 +267,13 @@ class StrategyContext(DistributeContext):
         offset()
         self._offset_seeds.update(id(v) for v in states)
 
-    def _fit(self, model, x, y, **kwargs):
+    def _fit(self, model, x, y, *, callbacks=(), **kwargs):
         check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
         self._build_from_spec(model, x, y, kwargs.get("sample_weight"))
         self._offset_seed_states(model)
-        return model.fit(x, y, **kwargs)
+        if model.optimizer is not None:
+            aggregate_before_clipping(model.optimizer)
+        return model.fit(x, y, callbacks=[*callbacks, _AggregateBeforeClipping()], **kwargs)
 
     def _evaluate(self, model, x, y, **kwargs):
         self._build_from_spec(model, x, y, kwargs.get("sample_weight"))

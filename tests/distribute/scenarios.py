@@ -13,6 +13,11 @@ import numpy as np
 from keras_recipes.distribute import scope_for, setup
 
 ROWS, FEATURES, CLASSES, BATCH, EPOCHS = 64, 6, 3, 16, 2
+# Cheapest settings for these few steps on CPU: JAX compiles its steps (its eager
+# op dispatch compiles every op), TensorFlow traces without XLA, torch runs eagerly;
+# the TensorFlow one-device references run eagerly (tracing costs more).
+JIT = keras.backend.backend() == "jax"
+EAGER_REFERENCE = keras.backend.backend() == "tensorflow"
 
 
 def data(seed: int = 0, rows: int = ROWS):
@@ -36,29 +41,23 @@ class RowCounter(keras.layers.Layer):
         return x
 
 
-def mlp(*, batch_norm: bool = False, dropout: float = 0.0, counter: bool = False,
-        frozen_hidden: bool = False, run_eagerly: bool = False) -> keras.Model:
-    layers = [keras.Input((FEATURES,))]
-    if counter:
-        layers.append(RowCounter(name="rows"))
-    layers.append(keras.layers.Dense(8, activation="tanh", name="hidden"))
-    if batch_norm:
-        layers.append(keras.layers.BatchNormalization(name="bn"))
-    if dropout:
-        layers.append(keras.layers.Dropout(dropout, seed=3, name="dropout"))
-    layers.append(keras.layers.Dense(CLASSES, name="head"))
-    model = keras.Sequential(layers, name="mlp")
+def mlp(*, frozen_hidden: bool = False, run_eagerly: bool = False) -> keras.Model:
+    model = keras.Sequential([
+        keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh", name="hidden"),
+        keras.layers.Dense(CLASSES, name="head"),
+    ], name="mlp")
     rng = np.random.default_rng(42)
     for w in model.trainable_weights:
         w.assign(rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32"))
     if frozen_hidden:
         model.get_layer("hidden").trainable = False
     model.compile(
-        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        # Gradient norms are 0.5-0.7 here: the global clip acts on most steps.
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, global_clipnorm=0.5),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        jit_compile=False,  # XLA compilation dominates these tiny runs on CPU
-        run_eagerly=run_eagerly,  # the one-device references: no tracing
+        jit_compile=JIT,
+        run_eagerly=run_eagerly,
     )
     return model
 
@@ -69,20 +68,25 @@ def images(seed: int = 0, rows: int = ROWS):
             rng.integers(0, CLASSES, rows).astype("int32"))
 
 
-def augmented(*, seed: int = 5) -> keras.Model:
-    """AugmentedModel(MixUp) around a linear classifier of 4x4 images."""
+def augmented(*, run_eagerly: bool = False) -> keras.Model:
+    """AugmentedModel(MixUp) around a net with a row counter, batch norm and dropout."""
     from keras_recipes.layers import MixUp
     from keras_recipes.models import AugmentedModel
 
-    net = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Rescaling(1 / 255),
-                            keras.layers.Flatten(), keras.layers.Dense(CLASSES, name="head")])
+    net = keras.Sequential([
+        keras.Input((4, 4, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+        RowCounter(name="rows"), keras.layers.Dense(8, activation="tanh", name="hidden"),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.Dropout(0.25, seed=3, name="dropout"),
+        keras.layers.Dense(CLASSES, name="head"),
+    ], name="net")
     rng = np.random.default_rng(42)
     for w in net.trainable_weights:
         w.assign(rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32"))
-    model = AugmentedModel(net, MixUp(alpha=0.4, num_classes=CLASSES, seed=seed))
-    model.compile(optimizer=keras.optimizers.SGD(0.1),
+    model = AugmentedModel(net, MixUp(alpha=0.4, num_classes=CLASSES, seed=5))
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True),
-                  jit_compile=False)
+                  jit_compile=JIT, run_eagerly=run_eagerly)
     return model
 
 
@@ -103,7 +107,7 @@ class Unfreeze(keras.callbacks.Callback):
             return
         self.model.get_layer("hidden").trainable = True
         with scope_for(self.model):
-            optimizer = keras.optimizers.SGD(0.05, momentum=0.9)
+            optimizer = keras.optimizers.SGD(0.05, momentum=0.9, global_clipnorm=0.5)
             optimizer.build(self.model.trainable_variables)
         self.model.optimizer = optimizer
         self.model.make_train_function(force=True)
@@ -124,13 +128,18 @@ def train(context, build, *, callbacks=(), **kwargs):
 def run_match(context) -> tuple[dict, keras.Model]:
     """2 replicas vs 1 device from the same weights and global batches.
 
-    The hidden layer starts frozen; at epoch 1 a callback unfreezes it and
-    builds a new optimizer (as UnfreezeSchedule does), so the run also covers
-    a trainable set and an optimizer that change inside ``fit``.
+    On torch and TensorFlow the hidden layer starts frozen; at epoch 1 a
+    callback unfreezes it and builds a new optimizer (as UnfreezeSchedule
+    does), so the run also covers a trainable set and an optimizer that change
+    inside ``fit``. (A jitted JAX ``fit`` keeps its state outside the variables
+    and needs UnfreezeSchedule's own handling for that.)
     """
-    many, logs_many = train(context, lambda: mlp(frozen_hidden=True), callbacks=[Unfreeze()])
+    unfreeze = keras.backend.backend() != "jax"
+    callbacks = [Unfreeze()] if unfreeze else []
+    many, logs_many = train(context, lambda: mlp(frozen_hidden=unfreeze), callbacks=callbacks)
     one, logs_one = train(
-        setup("none"), lambda: mlp(frozen_hidden=True, run_eagerly=True), callbacks=[Unfreeze()]
+        setup("none"), lambda: mlp(frozen_hidden=unfreeze, run_eagerly=EAGER_REFERENCE),
+        callbacks=[Unfreeze()] if unfreeze else [],
     )
     return {
         "num_replicas": context.num_replicas,
@@ -147,32 +156,32 @@ def run_match(context) -> tuple[dict, keras.Model]:
     }, many
 
 
-def run_batch_norm(context) -> tuple[dict, keras.Model]:
-    """Batch norm + dropout: every replica ends with the same weights and statistics."""
-    model, logs = train(context, lambda: mlp(batch_norm=True, dropout=0.25, counter=True))
-    rows = [int(v) for v in context.replica_values(model.get_layer("rows").rows)]
-    return {
-        "replica_difference": context.max_replica_difference(model),
-        "rows_per_replica": rows,
-        "logs": logs,
-    }, model
-
-
 def run_augmented(context, *, compare_one_device: bool) -> tuple[dict, keras.Model]:
-    """AugmentedModel + MixUp: the mixing runs inside each replica's step."""
+    """AugmentedModel(MixUp) over a net with batch norm and dropout, with validation.
+
+    Every replica must end with the same weights and batch-norm statistics, each
+    replica must have trained on its equal part of every global batch (the row
+    counter), and the random streams (MixUp, dropout) of the replicas differ.
+    """
     x, y = images(0)
-    kwargs = {"batch_size": BATCH, "epochs": EPOCHS, "verbose": 0, "shuffle": False}
+    xv, yv = images(1, rows=32)
+    kwargs = {"batch_size": BATCH, "epochs": EPOCHS, "verbose": 0, "shuffle": False,
+              "validation_data": (xv, yv)}
     with context.scope():
         model = augmented()
     history = context.fit(model, x, y, **kwargs)
+    net = model.model
     report = {
         "replica_difference": context.max_replica_difference(model),
-        "loss": [float(v) for v in history.history["loss"]],
-        "seed_states": [np.asarray(v).tolist() for v in context.replica_values(
+        "rows_per_replica": [int(v) for v in context.replica_values(net.get_layer("rows").rows)],
+        "logs": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "mixup_seed_states": [np.asarray(v).tolist() for v in context.replica_values(
             model.augmentation.generator.state)],
+        "dropout_seed_states": [np.asarray(v).tolist() for v in context.replica_values(
+            net.get_layer("dropout").seed_generator.state)],
     }
     if compare_one_device:
-        one = augmented()
+        one = augmented(run_eagerly=EAGER_REFERENCE)
         setup("none").fit(one, x, y, **kwargs)
         report["weights_vs_one_device"] = max_difference(weights(model), weights(one))
     return report, model

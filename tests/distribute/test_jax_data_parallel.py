@@ -35,7 +35,7 @@ def test_two_replicas_match_one_device_with_same_global_batch(report):
 
 def test_replicas_hold_identical_weights_after_training(report):
     assert report["match"]["replica_difference"] == 0.0
-    assert report["batch_norm"]["replica_difference"] == 0.0
+    assert report["augmented"]["replica_difference"] == 0.0
 
 
 def test_global_batch_split_evenly(report):
@@ -43,12 +43,10 @@ def test_global_batch_split_evenly(report):
     assert report["split"]["rows_per_device"] == [8, 8]
     assert report["split"]["shards_reassemble"]
     # One SPMD program sees the global batch: 2 epochs x 64 rows.
-    assert report["batch_norm"]["rows_per_replica"] == [128, 128]
+    assert report["augmented"]["rows_per_replica"] == [128, 128]
 
 
 def test_augmented_model_on_two_devices_equals_one_device(report):
-    # One SPMD program over the global batch: MixUp draws the same lambdas and
-    # partners as on one device, so the runs agree to float tolerance.
-    augmented = report["augmented"]
-    assert augmented["replica_difference"] == 0.0
-    assert augmented["weights_vs_one_device"] < 1e-5
+    # One SPMD program over the global batch: MixUp, dropout and batch-norm
+    # statistics are those of the global batch, as on one device.
+    assert report["augmented"]["weights_vs_one_device"] < 1e-5

@@ -37,7 +37,6 @@ def main(path: str) -> None:
     report = {"kind": context.kind, "devices": jax.device_count()}
     for name, run in (
         ("match", scenarios.run_match),
-        ("batch_norm", scenarios.run_batch_norm),
         ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=True)),
     ):
         start = time.time()

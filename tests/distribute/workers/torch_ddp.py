@@ -10,7 +10,6 @@ import time
 
 os.environ["KERAS_BACKEND"] = "torch"
 
-import keras  # noqa: E402
 import torch  # noqa: E402
 
 from keras_recipes.distribute import setup  # noqa: E402
@@ -46,7 +45,6 @@ def main(path: str) -> None:
     models = {}
     for name, run in (
         ("match", scenarios.run_match),
-        ("batch_norm", scenarios.run_batch_norm),
         ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=False)),
     ):
         start = time.time()
@@ -54,10 +52,6 @@ def main(path: str) -> None:
         report[name]["seconds"] = time.time() - start
     report["uneven"] = uneven(context)
     report["mismatch"] = mismatch(context)
-    dropout = models["batch_norm"].get_layer("dropout")
-    report["dropout_seed_state"] = [
-        int(v) for v in keras.ops.convert_to_numpy(dropout.seed_generator.state.value)
-    ]
     with open(f"{path}.rank{context.process_index}", "w") as f:
         json.dump(report, f)
     context.shutdown()
