@@ -118,12 +118,23 @@ def clone_optimizer(optimizer, learning_rate=KEEP):
     return type(optimizer).from_config(config)
 
 
+def _counters(optimizer) -> set[int]:
+    """Ids of the step counters and learning-rate variables (also of an inner optimizer)."""
+    skip = set()
+    for opt in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+        if opt is None:
+            continue
+        skip.add(id(opt.iterations))
+        skip.add(id(getattr(opt, "_iterations", None)))
+        lr = getattr(opt, "_learning_rate", None)
+        if isinstance(lr, keras.Variable):
+            skip.add(id(lr))
+    return skip
+
+
 def _slot_values(optimizer) -> dict[str, np.ndarray]:
-    """Optimizer variables by name, except the step counter and learning rate."""
-    skip = {id(optimizer.iterations)}
-    lr = getattr(optimizer, "_learning_rate", None)
-    if isinstance(lr, keras.Variable):
-        skip.add(id(lr))
+    """Optimizer variables by name, except the step counters and learning rates."""
+    skip = _counters(optimizer)
     return {
         v.name: np.asarray(keras.ops.convert_to_numpy(v.value))
         for v in optimizer.variables
@@ -190,11 +201,10 @@ def rebuild_optimizer(
         new = clone_optimizer(old, learning_rate)
         new.build(model.trainable_variables)
     if slots:
+        skip = _counters(new)
         for v in new.variables:
             value = slots.get(v.name)
-            if value is not None and tuple(value.shape) == tuple(v.shape) and (
-                id(v) != id(new.iterations)
-            ):
+            if value is not None and tuple(value.shape) == tuple(v.shape) and id(v) not in skip:
                 v.assign(value)
     model.optimizer = new
     compile_config = getattr(model, "_compile_config", None)

@@ -220,6 +220,33 @@ def test_keep_optimizer_state_copies_the_head_momentum():
     assert int(_np(model.optimizer.iterations)) == 0
 
 
+def test_mixed_precision_loss_scale_optimizer_gets_the_new_rate_and_keeps_its_state():
+    """Regression: copying slots used to copy the inner optimizer's old learning rate back."""
+    keras.config.set_dtype_policy("mixed_float16")  # reset to float32 by conftest
+    model = tiny_transfer_model()
+    _compile(model, keras.optimizers.SGD(0.05, momentum=0.9))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    model.optimizer.build(model.trainable_variables)
+    head = [v for v in model.optimizer.variables if v.name.startswith("predictions_")]
+    for v in head:
+        v.assign(np.full(tuple(v.shape), 0.25, "float32"))
+    model.optimizer.dynamic_scale.assign(1024.0)
+    schedule = UnfreezeSchedule(schedule={1: "all"}, learning_rate=0.01,
+                                keep_optimizer_state=True, verbose=0)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    schedule.on_epoch_begin(1)
+    new = model.optimizer
+    assert isinstance(new, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(new.inner_optimizer, keras.optimizers.SGD)
+    assert new.inner_optimizer.momentum == 0.9
+    assert float(_np(new.learning_rate)) == pytest.approx(0.01)
+    assert float(_np(new.dynamic_scale)) == 1024.0
+    for v in new.variables:
+        if v.name.startswith("predictions_"):
+            np.testing.assert_array_equal(_np(v), 0.25)
+
+
 # ---------------------------------------------------------------- multi-stage
 def test_multi_stage_schedule_with_per_stage_learning_rates():
     model = tiny_transfer_model()
