@@ -5,8 +5,9 @@ The layers themselves compute with ``keras.ops`` on uniforms drawn from a
 public Keras API, so they are dispatched here, on the Keras backend:
 
 - ``compile_kernel(fn)``: the pure mixing kernel is wrapped in ``jax.jit`` on
-  JAX (an eager JAX call otherwise runs, and compiles, op by op); on torch and
-  TensorFlow it runs as is.
+  JAX (an eager JAX call otherwise runs, and compiles, op by op) and in
+  ``tf.function`` on TensorFlow (eager dispatch of its ~100 small ops costs
+  ~40 ms a call); on torch it runs as is.
 - ``seed_is_frozen(x, state)``: True when a layer is traced by ``jax.jit``
   while its seed state is not threaded through the trace (the state would be
   baked in as a constant: the same "random" draw on every call).
@@ -46,19 +47,28 @@ def _jax_jit(fn: Callable) -> Callable:
     return jax.jit(fn)
 
 
+def _tf_function(fn: Callable) -> Callable:
+    import tensorflow as tf
+
+    # One trace per input signature: the kernel needs static image sizes.
+    return tf.function(fn, autograph=False)
+
+
 def _identity(fn: Callable) -> Callable:
     return fn
 
 
 _COMPILE: dict[str, Callable[[Callable], Callable]] = {
     "jax": _jax_jit,
+    # A graph: ~1 ms per eager call instead of ~40 ms of op-by-op dispatch; inlined
+    # when called from tf.data, a train step or tf.function(jit_compile=True).
+    "tensorflow": _tf_function,
     "torch": _identity,
-    "tensorflow": _identity,
 }
 
 
 def compile_kernel(fn: Callable) -> Callable:
-    """Returns `fn` compiled for the current backend where that pays (JAX)."""
+    """Returns `fn` compiled for the current backend where that pays (JAX, TensorFlow)."""
     return _COMPILE.get(keras.backend.backend(), _identity)(fn)
 
 

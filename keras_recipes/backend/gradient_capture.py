@@ -105,7 +105,7 @@ class _Capture:
 class _TorchCapture(_Capture):
     def __init__(self, optimizer, period, phase):
         super().__init__(optimizer, period, phase)
-        self._count = int(keras.ops.convert_to_numpy(self.target.iterations))
+        self._count = int(keras.ops.convert_to_numpy(self.target.iterations.value))
         self._store = None
 
     def _make_apply(self, original: Callable) -> Callable:

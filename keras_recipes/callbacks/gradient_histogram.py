@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -88,8 +89,15 @@ def _as_patterns(value, name: str) -> tuple[str, ...] | None:
 
 
 def _norm(array: np.ndarray) -> float:
-    flat = np.asarray(array, np.float64).reshape(-1)
-    return float(np.sqrt(np.dot(flat, flat)))
+    """L2 norm; float32 BLAS dot, redone in float64 only when the squares overflow."""
+    flat = np.asarray(array).reshape(-1)
+    if flat.dtype not in (np.float32, np.float64):
+        flat = flat.astype(np.float32)
+    squares = float(np.dot(flat, flat))
+    if math.isinf(squares) and np.isfinite(flat).all():
+        flat = flat.astype(np.float64)
+        squares = float(np.dot(flat, flat))
+    return math.sqrt(squares)
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
@@ -317,7 +325,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._probe = tuple(keras.tree.map_structure(to_numpy, part) for part in batch)
 
     def _iterations(self, optimizer) -> int:
-        return int(keras.ops.convert_to_numpy(optimizer.iterations))
+        return int(keras.ops.convert_to_numpy(optimizer.iterations.value))
 
     def _install_capture(self, period: int) -> bool:
         model = self.model  # syncs the jax state before the optimizer is read
@@ -335,8 +343,38 @@ class GradientHistogram(keras.callbacks.Callback):
         self._capture = capture_gradients(optimizer, period=period, phase=phase)
         self._capture_origin = (self._global_step, iterations)
         self._capture.install()
+        self._fresh_train_step(model)
         model.make_train_function(force=True)
         return True
+
+    def _fresh_train_step(self, model) -> None:
+        """Gives the model a new ``train_step`` function object until ``on_train_end``.
+
+        jax caches traces by the callable it traces, and two bound methods of one
+        model compare equal: while the previous train function is alive (we keep it
+        to put it back), a rebuilt one would reuse its trace, made without the
+        capture. A fresh function per installation forces the retrace.
+        """
+        self._restore_train_step(model)
+        previous = vars(model).get("train_step")
+        method = model.train_step
+
+        def train_step(*args, **kwargs):
+            return method(*args, **kwargs)
+
+        object.__setattr__(model, "train_step", train_step)
+        self._train_step_state = (train_step, previous)
+
+    def _restore_train_step(self, model) -> None:
+        state, self._train_step_state = getattr(self, "_train_step_state", None), None
+        if state is None:
+            return
+        ours, previous = state
+        if vars(model).get("train_step") is ours:
+            if previous is None:
+                object.__delattr__(model, "train_step")
+            else:
+                object.__setattr__(model, "train_step", previous)
 
     def _remove_capture(self) -> None:
         if self._capture is not None:
@@ -354,7 +392,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._global_step = self._g0
         self._epoch_start = self._g0
         self._previous = {
-            id(v): np.array(keras.ops.convert_to_numpy(v))
+            id(v): np.array(keras.ops.convert_to_numpy(v.value))
             for v in model.trainable_weights
         }
         self._saved_train_function = model.train_function
@@ -423,6 +461,7 @@ class GradientHistogram(keras.callbacks.Callback):
         model = self._model
         capture_was_used = self._capture is not None or self._period is not None
         self._remove_capture()
+        self._restore_train_step(model)
         if capture_was_used and self.data is None:
             if model.optimizer is self._saved_optimizer:
                 model.train_function = self._saved_train_function
@@ -475,7 +514,7 @@ class GradientHistogram(keras.callbacks.Callback):
                 continue
             grad = np.asarray(grad)
             norm = _norm(grad)
-            weight = np.array(keras.ops.convert_to_numpy(variable))
+            weight = np.array(keras.ops.convert_to_numpy(variable.value))
             prev = self._previous.get(id(variable))
             self._previous[id(variable)] = weight
             if self.histograms:

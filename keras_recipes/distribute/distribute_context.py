@@ -86,9 +86,13 @@ class DistributeContext:
        TensorBoard, gradient histograms, checkpoints), so there is one writer;
     3. save or report from the chief only (``context.is_chief``).
 
-    ``fit`` runs inside ``scope()``, so a callback that creates variables while
-    training (a new optimizer when layers are unfrozen) creates them where the
-    engine needs them. Replica-local states that no engine synchronizes (batch
+    A callback that creates variables while training (a new optimizer when
+    layers are unfrozen) must create them in ``scope_for(model)``
+    (``UnfreezeSchedule`` does): the strategy's scope on TensorFlow (``fit``
+    itself runs outside it, as Keras 3's own ``fit`` does: reading a mirrored
+    variable with ``keras.ops.convert_to_numpy`` fails inside it), the
+    distribution's scope on JAX (``fit`` runs inside it, so the data are
+    sharded). Replica-local states that no engine synchronizes (batch
     norm moving statistics under ``tf.distribute`` and torch DDP) are averaged
     across replicas before each validation and at each epoch end; for moving
     averages this equals averaging them at every step.
@@ -152,6 +156,10 @@ class DistributeContext:
         """Context in which models, optimizers and their variables are created."""
         return contextlib.nullcontext()
 
+    def _fit_scope(self) -> contextlib.AbstractContextManager:
+        """Context in which ``fit`` and ``evaluate`` run."""
+        return self.scope()
+
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} kind={self.kind!r} backend={self.backend!r} "
@@ -207,7 +215,7 @@ class DistributeContext:
             callbacks += list(chief_callbacks or [])
         callbacks = [_ReplicaStateSync(self), *callbacks]
         verbose = verbose if self.is_chief else 0
-        with self.scope():
+        with self._fit_scope():
             return self._fit(
                 model, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                 callbacks=callbacks, validation_data=validation_data, shuffle=shuffle,
@@ -233,7 +241,7 @@ class DistributeContext:
         """
         callbacks = [_ReplicaStateSync(self), *(callbacks or [])]
         verbose = verbose if self.is_chief else 0
-        with self.scope():
+        with self._fit_scope():
             return self._evaluate(
                 model, x, y, batch_size=batch_size, verbose=verbose, callbacks=callbacks,
                 sample_weight=sample_weight, **kwargs,

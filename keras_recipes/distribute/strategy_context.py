@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 
 import keras
@@ -25,55 +26,77 @@ def _is_float(variable) -> bool:
     return "float" in str(variable.dtype)
 
 
-def aggregate_before_clipping(optimizer) -> bool:
-    """Makes a Keras optimizer sum gradients over replicas *before* clipping them.
+def sum_gradients_first(optimizer) -> bool:
+    """Makes a Keras optimizer sum gradients over replicas as soon as it gets them.
 
-    Keras 3's TensorFlow optimizer clips (``clipnorm``, ``clipvalue``,
-    ``global_clipnorm``) each replica's partial gradient and sums across
-    replicas afterwards, so under a multi-replica strategy the clip acts on
-    ``1 / num_replicas`` of the gradient (measured: weights differ from one
-    device). This moves the cross-replica sum in front of the clip, for this
-    optimizer instance (the inner one of a ``LossScaleOptimizer``); the sum
-    itself is unchanged.
+    Under a multi-replica ``tf.distribute`` strategy, Keras 3's TensorFlow
+    optimizer receives each replica's partial gradient in ``apply``, clips it
+    (``clipnorm``, ``clipvalue``, ``global_clipnorm``) and only sums across
+    replicas just before the update. So the clip acts on ``1 / num_replicas``
+    of the gradient (measured: weights then differ from one device), and
+    anything that reads the gradients ``apply`` receives (``GradientHistogram``
+    capturing real steps) sees one replica's part. This makes ``apply`` (the
+    inner one of a ``LossScaleOptimizer``) sum the gradients over replicas
+    first, and the optimizer's own later sum a no-op: the update is the same
+    sum, and clipping and readers see the global-batch gradient.
+
+    The wrapper becomes the outermost ``apply``; applying it again (after
+    another wrapper was installed on top) adds a new outermost one, and inner
+    ones pass the gradients through, so they are summed exactly once.
 
     Returns:
-        True if the optimizer was changed now, False if it already was.
+        True if a wrapper was installed now (the train function must be
+        retraced), False if the outermost ``apply`` already sums.
     """
     import tensorflow as tf
 
     target = getattr(optimizer, "inner_optimizer", optimizer)
-    if getattr(target, "_keras_recipes_aggregates_first", False):
+    current = vars(target).get("apply")
+    if current is not None and getattr(current, "_keras_recipes_sums", False):
         return False
-    clip = target._clip_gradients
+    # MirroredStrategy traces each replica's step in its own thread: the flag
+    # "already summed in this call chain" is per thread.
+    state = vars(target).get("_keras_recipes_sum_state")
+    if state is None:
+        state = threading.local()
+        object.__setattr__(target, "_keras_recipes_sum_state", state)
+    inner = target.apply
 
-    def clip_after_sum(grads):
+    def apply(grads, trainable_variables=None):
         ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            grads = list(grads)
-            present = [g for g in grads if g is not None]
-            if present:
-                summed = iter(ctx.all_reduce(tf.distribute.ReduceOp.SUM, present))
-                grads = [None if g is None else next(summed) for g in grads]
-        return clip(grads)
+        if getattr(state, "active", False) or ctx is None or ctx.num_replicas_in_sync == 1:
+            return inner(grads, trainable_variables)
+        grads = list(grads)
+        present = [g for g in grads if g is not None]
+        if present:
+            summed = iter(ctx.all_reduce(tf.distribute.ReduceOp.SUM, present))
+            grads = [None if g is None else next(summed) for g in grads]
+        state.active = True
+        try:
+            return inner(grads, trainable_variables)
+        finally:
+            state.active = False
 
-    object.__setattr__(target, "_clip_gradients", clip_after_sum)
+    apply._keras_recipes_sums = True
+    object.__setattr__(target, "apply", apply)
     object.__setattr__(target, "_all_reduce_sum_gradients", lambda pairs: list(pairs))
-    object.__setattr__(target, "_keras_recipes_aggregates_first", True)
     return True
 
 
-class _AggregateBeforeClipping(keras.callbacks.Callback):
-    """Applies :func:`aggregate_before_clipping` to the model's current optimizer.
+class _SumGradientsFirst(keras.callbacks.Callback):
+    """Keeps :func:`sum_gradients_first` outermost on the model's optimizer.
 
-    Checked before every batch, so an optimizer that a callback puts in place
-    mid-fit (unfreezing) is handled before its train function is traced.
+    Placed last among the callbacks, so it wraps whatever other callbacks put
+    in place (a new optimizer from ``UnfreezeSchedule``, a gradient capture
+    from ``GradientHistogram``) before the train function is traced again.
     """
 
     def on_train_begin(self, logs=None):
-        aggregate_before_clipping(self.model.optimizer)
+        if sum_gradients_first(self.model.optimizer):
+            self.model.make_train_function(force=True)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if aggregate_before_clipping(self.model.optimizer):
+        if sum_gradients_first(self.model.optimizer):
             self.model.make_train_function(force=True)
 
 
@@ -91,17 +114,18 @@ class StrategyContext(DistributeContext):
     optimizer applies them, so every replica applies the same update. What
     this context adds:
 
-    - ``fit`` runs inside ``strategy.scope()``: a callback that creates a new
-      optimizer mid-training creates mirrored variables (outside the scope the
-      replicas silently drift apart; measured with Keras 3.15).
+    - A callback that creates a new optimizer mid-training must create it in
+      ``scope_for(model)`` (the strategy's scope), as ``UnfreezeSchedule``
+      does: created outside it, its variables are not mirrored and the
+      replicas silently drift apart (measured with Keras 3.15).
     - Keras 3 creates batch-norm moving statistics with ``aggregation="none"``,
       so each replica keeps its own (measured: they differ after one epoch).
       They are averaged across replicas before each validation and at each
       epoch end, which equals TF's ``MEAN`` aggregation at every step.
-    - Gradients are summed across replicas before the optimizer clips them
-      (Keras clips each replica's partial gradient, so ``global_clipnorm``
-      acted on ``1 / num_replicas`` of it); see
-      :func:`aggregate_before_clipping`.
+    - Gradients are summed across replicas as soon as the optimizer receives
+      them, before it clips them (Keras clips each replica's partial gradient,
+      so ``global_clipnorm`` acted on ``1 / num_replicas`` of it) and before a
+      ``GradientHistogram`` capture reads them; see :func:`sum_gradients_first`.
     - Array data is checked to split evenly over the replicas.
     - Each replica's random seed states are offset by its replica index, so
       replicas draw different dropout masks and mixing partners (Keras keeps
@@ -207,6 +231,11 @@ class StrategyContext(DistributeContext):
     def scope(self) -> contextlib.AbstractContextManager:
         return self.strategy.scope()
 
+    def _fit_scope(self) -> contextlib.AbstractContextManager:
+        # As Keras 3's fit: outside the scope (convert_to_numpy of a mirrored
+        # variable fails inside it, and callbacks read weights that way).
+        return contextlib.nullcontext()
+
     # --- training -------------------------------------------------------------
     def _build_from_spec(self, model, x, y, sample_weight) -> None:
         """Builds an unbuilt model from the data's shapes and dtypes.
@@ -271,9 +300,7 @@ class StrategyContext(DistributeContext):
         check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
         self._build_from_spec(model, x, y, kwargs.get("sample_weight"))
         self._offset_seed_states(model)
-        if model.optimizer is not None:
-            aggregate_before_clipping(model.optimizer)
-        return model.fit(x, y, callbacks=[*callbacks, _AggregateBeforeClipping()], **kwargs)
+        return model.fit(x, y, callbacks=[*callbacks, _SumGradientsFirst()], **kwargs)
 
     def _evaluate(self, model, x, y, **kwargs):
         self._build_from_spec(model, x, y, kwargs.get("sample_weight"))

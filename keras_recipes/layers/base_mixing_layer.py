@@ -31,6 +31,7 @@ from keras_recipes.layers.mixing import (
     box_masks,
     dense_labels,
     is_sparse_labels,
+    mix_targets,
     sample_beta,
     sample_box,
     smooth_labels,
@@ -187,7 +188,7 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def call(self, images, labels=None, training=True):
         return self._apply(images, labels, training, keras.ops, self._draw_uniforms,
-                           self._compiled_kernel())
+                           self._compiled_kernel)
 
     def dense_targets(self, labels):
         """The labels as float32 targets, before mixing and smoothing.
@@ -361,14 +362,19 @@ class BaseMixingLayer(keras.layers.Layer):
         return keras.random.uniform((batch_size, _N_UNIFORMS), dtype="float32",
                                     seed=self.generator)
 
-    def _spec(self) -> _MixSpec:
-        return _MixSpec(self._mixup_alpha if self._has_mix else None,
-                        self._cutmix_alpha if self._has_cut else None,
-                        self._switch_prob, self._prob, self.mode, self._area_range,
-                        self.data_format, self.compute_dtype)
+    def _spec(self, classes) -> _MixSpec:
+        return _MixSpec(self._has_mix, self._has_cut, self.mode, self._prob < 1.0,
+                        self._area_range is not None, self.data_format, self.compute_dtype,
+                        classes)
 
-    def _compiled_kernel(self):
-        return _compiled_kernel(self._spec())
+    def _compiled_kernel(self, classes):
+        return _compiled_kernel(self._spec(classes))
+
+    def _params(self) -> np.ndarray:
+        """The numbers of the transformation, passed as a tensor (no recompile per value)."""
+        lo, hi = self._area_range or (0.0, 1.0)
+        return np.array([self._mixup_alpha or 1.0, self._cutmix_alpha or 1.0,
+                         self._switch_prob, self._prob, lo, hi, self.label_smoothing], "float32")
 
     def _call_in_tf_graph(self, images, labels=None, training=True):
         if self._tf_graph_random is None:
@@ -376,7 +382,8 @@ class BaseMixingLayer(keras.layers.Layer):
         ops = _backend.tf_graph_ops()
         return self._apply(images, labels, training, ops,
                            lambda x, b: self._tf_graph_random.uniform((b, _N_UNIFORMS)),
-                           functools.partial(_kernel, self._spec(), ops=ops))
+                           lambda classes: functools.partial(_kernel, self._spec(classes),
+                                                             ops=ops))
 
     def _apply(self, images, labels, training, ops, draw, kernel):
         x, y, masks, as_dict = self._parse(images, labels)
@@ -384,27 +391,25 @@ class BaseMixingLayer(keras.layers.Layer):
         if not training:
             return images if as_dict or y is None else (images, labels)
         leaves = keras.tree.flatten(y) if y is not None else []
-        counts = self._num_classes_per_leaf(y, len(leaves))
-        leaves = [smooth_labels(dense_labels(leaf, k, ops), self.label_smoothing, ops)
-                  for leaf, k in zip(leaves, counts, strict=True)]
+        classes = tuple(self._num_classes_per_leaf(y, len(leaves)))
         u = draw(x, ops.shape(x)[0])
-        x_out, leaves_out, masks_out = kernel(x, leaves, masks, u)
+        x_out, leaves_out, masks_out = kernel(classes)(x, leaves, masks, u, self._params())
         y_out = None if y is None else keras.tree.pack_sequence_as(y, list(leaves_out))
         return self._pack((x_out, y_out, masks_out), as_dict, images)
 
 
 @dataclasses.dataclass(frozen=True)
 class _MixSpec:
-    """Everything the kernel depends on besides its tensors (hashable: one compile each)."""
+    """What the kernel's graph depends on besides tensor shapes (hashable: one compile each)."""
 
-    mixup_alpha: float | None  # None: no MixUp samples
-    cutmix_alpha: float | None  # None: no CutMix samples
-    switch_prob: float
-    prob: float
+    has_mix: bool  # some samples are blended (MixUp)
+    has_cut: bool  # some samples get a box pasted (CutMix)
     mode: str
-    area_range: tuple | None
+    use_prob: bool  # prob < 1
+    inside: bool  # area_range given: boxes inside the image
     data_format: str
     compute_dtype: str
+    classes: tuple  # per label leaf: num_classes of sparse labels (None: dense labels)
 
 
 @functools.lru_cache(maxsize=64)
@@ -412,17 +417,24 @@ def _compiled_kernel(spec: _MixSpec):
     return _backend.compile_kernel(functools.partial(_kernel, spec, ops=keras.ops))
 
 
-def _kernel(spec: _MixSpec, images, leaves, masks, u, *, ops):
-    """Pure: (images, float32 label leaves, masks, uniforms) -> the mixed three."""
+def _kernel(spec: _MixSpec, images, leaves, masks, u, params, *, ops):
+    """Pure: (images, label leaves, masks, uniforms, params) -> the mixed three.
+
+    ``params = [mixup_alpha, cutmix_alpha, switch_prob, prob, area_lo, area_hi,
+    label_smoothing]``: numbers, not graph structure, so that one compiled
+    kernel serves every value.
+    """
+    params = ops.convert_to_tensor(params, "float32")
+    mixup_alpha, cutmix_alpha, switch_prob, prob, area_lo, area_hi, smoothing = (
+        params[i] for i in range(7))
     h_axis, w_axis = (1, 2) if spec.data_format == "channels_last" else (2, 3)
     height, width = int(images.shape[h_axis]), int(images.shape[w_axis])
-    has_mix, has_cut = spec.mixup_alpha is not None, spec.cutmix_alpha is not None
     src = u[:1] if spec.mode == "batch" else u  # one λ/box per batch, or per sample
     perm = ops.argsort(u[:, _U_PERM], axis=-1)
 
-    apply = ops.less(src[:, _U_APPLY], spec.prob) if spec.prob < 1.0 else None
-    if has_mix and has_cut:
-        cut = ops.less(src[:, _U_SWITCH], spec.switch_prob)
+    apply = ops.less(src[:, _U_APPLY], prob) if spec.use_prob else None
+    if spec.has_mix and spec.has_cut:
+        cut = ops.less(src[:, _U_SWITCH], switch_prob)
         use_mix = ops.logical_not(cut)
     else:
         cut = use_mix = None
@@ -430,31 +442,41 @@ def _kernel(spec: _MixSpec, images, leaves, masks, u, *, ops):
         cut = apply if cut is None else ops.logical_and(cut, apply)
         use_mix = apply if use_mix is None else ops.logical_and(use_mix, apply)
 
+    # 1 - λ of MixUp and of CutMix (one vectorized Beta draw when both are used).
+    if spec.has_mix and spec.has_cut:
+        _, rest = sample_beta(ops.reshape(src[:, : 2 * BETA_UNIFORMS], (-1, 2, BETA_UNIFORMS)),
+                              params[:2], ops)
+        rest_mix, rest_cut = rest[:, 0], rest[:, 1]
+    elif spec.has_mix:
+        rest_mix = sample_beta(src[:, _U_MIX], mixup_alpha, ops)[1]
+    else:
+        rest_cut = sample_beta(src[:, _U_CUT], cutmix_alpha, ops)[1]
+
     coef = None  # MixUp partner weight 1 - λ, per sample
     weight = None  # label weight of the partner, per sample
     mask_rc = None
-    if has_mix:
-        _, coef = sample_beta(src[:, _U_MIX], spec.mixup_alpha, ops)
+    if spec.has_mix:
+        coef = rest_mix
         if use_mix is not None:
             coef = ops.where(use_mix, coef, 0.0)
         weight = coef
-    if has_cut:
-        _, area = sample_beta(src[:, _U_CUT], spec.cutmix_alpha, ops)
-        if spec.area_range is not None:
-            area = ops.clip(area, spec.area_range[0], spec.area_range[1])
+    if spec.has_cut:
+        area = rest_cut
+        if spec.inside:
+            area = ops.clip(area, area_lo, area_hi)
         if cut is not None:
             area = ops.where(cut, area, 0.0)
         box = sample_box(area, src[:, _U_Y], src[:, _U_X], height, width,
-                         inside=spec.area_range is not None, ops=ops)
+                         inside=spec.inside, ops=ops)
         fraction = box_fraction(*box, height, width, ops=ops)
         weight = fraction if weight is None else weight + fraction
         mask_rc = box_masks(*box, height, width, ops=ops)
 
     x_out = _mix_pixels(spec, images, perm, coef, mask_rc, spec.compute_dtype, ops)
     leaves_out = []
-    for target in leaves:  # float32 targets, already one-hot and smoothed
-        w = ops.reshape(weight, (-1,) + (1,) * (len(target.shape) - 1))
-        leaves_out.append(target + w * (ops.take(target, perm, axis=0) - target))
+    for leaf, k in zip(leaves, spec.classes, strict=True):
+        target = smooth_labels(dense_labels(leaf, k, ops), smoothing, ops)
+        leaves_out.append(mix_targets(target, perm, weight, ops))
     masks_out = None
     if masks is not None:
         mdtype = _dtype(masks)

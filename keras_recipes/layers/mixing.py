@@ -16,7 +16,8 @@ instead inside a ``tf.data`` pipeline under another backend.
 - ``sample_box``: an integer box of a target area fraction; ``box_fraction``:
   the exact fraction of pixels it covers; ``box_masks``: its row and column
   masks (the image mask is their broadcast product, never a full array).
-- ``dense_labels`` / ``smooth_labels``: sparse to one-hot, and label smoothing.
+- ``dense_labels`` / ``smooth_labels`` / ``mix_targets``: sparse to one-hot,
+  label smoothing, and the label mix ``y + w·(y[partner] - y)``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "box_masks",
     "dense_labels",
     "is_sparse_labels",
+    "mix_targets",
     "sample_beta",
     "sample_box",
     "sample_log_gamma",
@@ -69,7 +71,8 @@ def sample_log_gamma(u, alpha: float, ops=keras.ops):
 
     Args:
         u: float32 tensor of shape ``(..., GAMMA_UNIFORMS)``, uniforms in ``[0, 1)``.
-        alpha: the shape parameter, a Python float > 0.
+        alpha: the shape parameter > 0: a float, or a float32 tensor that
+            broadcasts against ``u.shape[:-1]``.
         ops: the op namespace (``keras.ops``).
 
     Returns:
@@ -77,18 +80,19 @@ def sample_log_gamma(u, alpha: float, ops=keras.ops):
     """
     k = GAMMA_PROPOSALS
     half = k // 2
-    u = ops.maximum(1.0 - u, _TINY)  # (0, 1]: logs stay finite
-    d = float(alpha) + 2.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+    u = ops.maximum(1.0 - ops.convert_to_tensor(u, "float32"), _TINY)  # (0, 1]: logs stay finite
+    alpha = ops.convert_to_tensor(alpha, "float32")
+    d = alpha + 2.0 / 3.0
+    dk = ops.expand_dims(d, -1)  # broadcasts against the proposals axis
     radius = ops.sqrt(-2.0 * ops.log(u[..., :half]))
     angle = (2.0 * math.pi) * u[..., half:k]
     z = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)], axis=-1)
-    one_plus = 1.0 + c * z
+    one_plus = 1.0 + z / ops.sqrt(9.0 * dk)
     log_v = 3.0 * ops.log(ops.maximum(one_plus, _TINY))
     v = ops.exp(log_v)
     accept = ops.logical_and(
         ops.greater(one_plus, 0.0),
-        ops.less(ops.log(u[..., k : 2 * k]), 0.5 * z * z + d - d * v + d * log_v),
+        ops.less(ops.log(u[..., k : 2 * k]), 0.5 * z * z + dk - dk * v + dk * log_v),
     )
     # The first accepted proposal: scores k, k-1, ..., 1 where accepted, 0 elsewhere.
     rank = ops.convert_to_tensor(np.arange(k, 0, -1, dtype="float32"))
@@ -96,7 +100,7 @@ def sample_log_gamma(u, alpha: float, ops=keras.ops):
     first = ops.one_hot(ops.argmax(score, axis=-1), k, dtype="float32")
     chosen = ops.sum(first * log_v, axis=-1)
     chosen = ops.where(ops.greater(ops.max(score, axis=-1), 0.0), chosen, 0.0)
-    return math.log(d) + chosen + ops.log(u[..., 2 * k]) / float(alpha)
+    return ops.log(d) + chosen + ops.log(u[..., 2 * k]) / alpha
 
 
 def sample_beta(u, alpha: float, ops=keras.ops):
@@ -117,14 +121,19 @@ def sample_beta(u, alpha: float, ops=keras.ops):
 
     Args:
         u: float32 tensor of shape ``(..., BETA_UNIFORMS)``, uniforms in ``[0, 1)``.
-        alpha: the concentration ``α > 0`` (a Python float).
+        alpha: the concentration ``α > 0``: a float, or a float32 tensor that
+            broadcasts against ``u.shape[:-1]`` (one ``α`` per column, say).
         ops: the op namespace (``keras.ops``).
 
     Returns:
         Two float32 tensors of shape ``u.shape[:-1]``: ``λ`` and ``1 - λ``.
     """
-    n = GAMMA_UNIFORMS
-    t = sample_log_gamma(u[..., :n], alpha, ops) - sample_log_gamma(u[..., n : 2 * n], alpha, ops)
+    u = ops.convert_to_tensor(u, "float32")
+    lead = tuple(-1 if d is None else d for d in u.shape[:-1])  # a dynamic batch: -1
+    u = ops.reshape(u, lead + (2, GAMMA_UNIFORMS))  # both Gammas at once
+    alpha = ops.expand_dims(ops.convert_to_tensor(alpha, "float32"), -1)
+    log_g = sample_log_gamma(u, alpha, ops)
+    t = log_g[..., 0] - log_g[..., 1]
     return ops.sigmoid(t), ops.sigmoid(-t)
 
 
@@ -158,6 +167,7 @@ def sample_box(area, u_y, u_x, height: int, width: int, *, inside: bool = False,
         ``(y0, y1, x0, x1)``: int32 tensors shaped like ``area``, with
         ``0 <= y0 <= y1 <= height`` and ``0 <= x0 <= x1 <= width``.
     """
+    area, u_y, u_x = (ops.convert_to_tensor(t, "float32") for t in (area, u_y, u_x))
     ratio = ops.sqrt(ops.clip(area, 0.0, 1.0))
     h = ops.round(ratio * float(height))
     w = ops.round(ratio * float(width))
@@ -212,6 +222,28 @@ def box_masks(y0, y1, x0, x1, height: int, width: int, ops=keras.ops):
     return mask(y0, y1, height), mask(x0, x1, width)
 
 
+def mix_targets(targets, partner, weight, ops=keras.ops):
+    """``y + w·(y[partner] - y)``: each row moves a share ``w`` toward its partner's.
+
+    Example:
+
+    >>> y = np.eye(3, dtype="float32")
+    >>> out = mix_targets(y, np.array([1, 0, 2]), np.array([0.25, 0.5, 0.9], "float32"))
+    >>> keras.ops.convert_to_numpy(out).tolist()
+    [[0.75, 0.25, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]
+
+    Args:
+        targets: float32 tensor ``(B, ...)``.
+        partner: int tensor ``(B,)``, the partner index of each row.
+        weight: float32 tensor ``(B,)`` (or ``(1,)``), the partner's share.
+        ops: the op namespace (``keras.ops``).
+    """
+    targets = ops.convert_to_tensor(targets, "float32")
+    w = ops.reshape(ops.convert_to_tensor(weight, "float32"),
+                    (-1,) + (1,) * (len(targets.shape) - 1))
+    return targets + w * (ops.take(targets, partner, axis=0) - targets)
+
+
 def is_sparse_labels(shape, dtype) -> bool:
     """True for integer class ids of shape ``(N,)`` or ``(N, 1)``."""
     dtype = keras.backend.standardize_dtype(dtype)
@@ -254,16 +286,18 @@ def smooth_labels(labels, label_smoothing: float, ops=keras.ops):
     """``(1 - ε)·y + ε/K`` (Müller et al. 2019), with ``K`` the last dimension.
 
     Targets with a last dimension of 1 (or rank 1) are binary, ``K = 2``, as in
-    ``keras.losses.BinaryCrossentropy(label_smoothing=ε)``.
+    ``keras.losses.BinaryCrossentropy(label_smoothing=ε)``. ``label_smoothing``
+    is a float or a float32 scalar tensor.
 
     Example:
 
     >>> keras.ops.convert_to_numpy(smooth_labels(np.eye(2, dtype="float32"), 0.2)).tolist()
     [[0.8999999761581421, 0.10000000149011612], [0.10000000149011612, 0.8999999761581421]]
     """
-    if not label_smoothing:
+    if isinstance(label_smoothing, (int, float)) and not label_smoothing:
         return labels
+    labels = ops.convert_to_tensor(labels, "float32")
     shape = tuple(labels.shape)
     k = shape[-1] if len(shape) >= 2 and shape[-1] not in (None, 1) else 2
-    eps = float(label_smoothing)
+    eps = ops.convert_to_tensor(label_smoothing, "float32")
     return labels * (1.0 - eps) + eps / float(k)

@@ -131,7 +131,7 @@ def _drive(callback, model, logs_per_epoch, start_epoch=0):
 
 
 def _marker(model):
-    values = {float(np.unique(keras.ops.convert_to_numpy(v))[0]) for v in model.weights}
+    values = {float(np.unique(keras.ops.convert_to_numpy(v.value))[0]) for v in model.weights}
     assert len(values) == 1
     return values.pop()
 
@@ -179,7 +179,7 @@ def test_restore_in_real_fit_keeps_device_copies_valid():
 
     def record(epoch, logs):
         logs["val_score"] = scripted[epoch]  # seen by the callbacks after this one
-        per_epoch.append([keras.ops.convert_to_numpy(v).copy() for v in model.weights])
+        per_epoch.append([np.array(keras.ops.convert_to_numpy(v.value)) for v in model.weights])
 
     stopper = EarlyStopping(monitor="val_score", mode="min", patience=10,
                             restore_best_weights=True)
@@ -188,7 +188,7 @@ def test_restore_in_real_fit_keeps_device_copies_valid():
     assert stopper.best_epoch == 1 and stopper.stop_reason is None
     assert not np.array_equal(per_epoch[1][0], per_epoch[4][0])
     for v, want in zip(model.weights, per_epoch[1], strict=True):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), want)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v.value), want)
 
 
 # ---------------------------------------------- faults of keras.callbacks.EarlyStopping

@@ -7,10 +7,12 @@ tests in this folder assert on. Imported by the worker processes only.
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 
-from keras_recipes.distribute import scope_for, setup
+from keras_recipes.distribute import setup
 
 ROWS, FEATURES, CLASSES, BATCH, EPOCHS = 64, 6, 3, 16, 2
 # Cheapest settings for these few steps on CPU: JAX compiles its steps (its eager
@@ -41,7 +43,7 @@ class RowCounter(keras.layers.Layer):
         return x
 
 
-def mlp(*, frozen_hidden: bool = False, run_eagerly: bool = False) -> keras.Model:
+def mlp(*, run_eagerly: bool = False) -> keras.Model:
     model = keras.Sequential([
         keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh", name="hidden"),
         keras.layers.Dense(CLASSES, name="head"),
@@ -49,8 +51,6 @@ def mlp(*, frozen_hidden: bool = False, run_eagerly: bool = False) -> keras.Mode
     rng = np.random.default_rng(42)
     for w in model.trainable_weights:
         w.assign(rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32"))
-    if frozen_hidden:
-        model.get_layer("hidden").trainable = False
     model.compile(
         # Gradient norms are 0.5-0.7 here: the global clip acts on most steps.
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9, global_clipnorm=0.5),
@@ -99,61 +99,95 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(u - v))) for u, v in zip(a, b, strict=True))
 
 
-class Unfreeze(keras.callbacks.Callback):
-    """At epoch 1: the hidden layer becomes trainable with a new, smaller-step optimizer."""
+def transfer_model(*, run_eagerly: bool = False) -> keras.Model:
+    """A tiny "transfer" model: a frozen nested ``backbone`` and a new head."""
+    from keras_recipes.applications import freeze
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch != 1:
-            return
-        self.model.get_layer("hidden").trainable = True
-        with scope_for(self.model):
-            optimizer = keras.optimizers.SGD(0.05, momentum=0.9, global_clipnorm=0.5)
-            optimizer.build(self.model.trainable_variables)
-        self.model.optimizer = optimizer
-        self.model.make_train_function(force=True)
+    backbone = keras.Sequential([
+        keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh", name="hidden"),
+    ], name="backbone")
+    model = keras.Sequential([keras.Input((FEATURES,)), backbone,
+                              keras.layers.Dense(CLASSES, name="head")], name="transfer")
+    rng = np.random.default_rng(42)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32"))
+    freeze(backbone)
+    model.compile(
+        # Gradient norms are 0.5-0.7 here: the global clip acts on most steps.
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, global_clipnorm=0.5),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"], jit_compile=JIT, run_eagerly=run_eagerly,
+    )
+    return model
 
 
-def train(context, build, *, callbacks=(), **kwargs):
+def library_callbacks(log_dir: str):
+    """(every process, chief only): the course's fine-tuning callbacks."""
+    from keras_recipes.callbacks import EarlyStopping, GradientHistogram, UnfreezeSchedule
+
+    return (
+        [
+            UnfreezeSchedule("backbone", {1: "all"}, learning_rate=0.05, verbose=0),
+            # No improvement of 10 is possible: stops after the second epoch (of 3).
+            EarlyStopping(monitor="val_loss", min_delta=10.0, patience=1),
+        ],
+        [GradientHistogram(log_dir, verbose=0)],  # gradients captured from the steps
+    )
+
+
+def run_library(context, log_root: str) -> tuple[dict, keras.Model]:
+    """2 replicas vs 1 device with the library's callbacks, from the same weights.
+
+    UnfreezeSchedule unfreezes the backbone at epoch 1 with a new optimizer,
+    EarlyStopping stops after epoch 1, GradientHistogram (chief only) logs the
+    captured gradients; ``global_clipnorm`` is active. Same global batches.
+    """
+    from keras_recipes.callbacks.event_writer import read_scalars
+
     x, y = data(0)
     xv, yv = data(1, rows=32)
-    with context.scope():
-        model = build()
-    history = context.fit(
-        model, x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, shuffle=False,
-        validation_data=(xv, yv), callbacks=list(callbacks), **kwargs,
-    )
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-
-def run_match(context) -> tuple[dict, keras.Model]:
-    """2 replicas vs 1 device from the same weights and global batches.
-
-    On torch and TensorFlow the hidden layer starts frozen; at epoch 1 a
-    callback unfreezes it and builds a new optimizer (as UnfreezeSchedule
-    does), so the run also covers a trainable set and an optimizer that change
-    inside ``fit``. (A jitted JAX ``fit`` keeps its state outside the variables
-    and needs UnfreezeSchedule's own handling for that.)
-    """
-    unfreeze = keras.backend.backend() != "jax"
-    callbacks = [Unfreeze()] if unfreeze else []
-    many, logs_many = train(context, lambda: mlp(frozen_hidden=unfreeze), callbacks=callbacks)
-    one, logs_one = train(
-        setup("none"), lambda: mlp(frozen_hidden=unfreeze, run_eagerly=EAGER_REFERENCE),
-        callbacks=[Unfreeze()] if unfreeze else [],
-    )
-    return {
+    kwargs = {"batch_size": BATCH, "epochs": 3, "verbose": 0, "shuffle": False,
+              "validation_data": (xv, yv)}
+    runs = {}
+    # Under torchrun every rank also trains the one-device reference: its own folder.
+    one_dir = f"one-{context.process_index}" if context.num_processes > 1 else "one"
+    for name, ctx, eager in (("many", context, False), ("one", setup("none"), EAGER_REFERENCE)):
+        log_dir = os.path.join(log_root, "many" if name == "many" else one_dir)
+        callbacks, chief = library_callbacks(log_dir)
+        with ctx.scope():
+            model = transfer_model(run_eagerly=eager)
+        history = ctx.fit(model, x, y, callbacks=callbacks, chief_callbacks=chief, **kwargs)
+        runs[name] = (model, history.history, log_dir)
+    many, logs_many, dir_many = runs["many"]
+    one, logs_one, dir_one = runs["one"]
+    report = {
         "num_replicas": context.num_replicas,
+        "epochs_run": {"many": len(logs_many["loss"]), "one": len(logs_one["loss"])},
         "weights_vs_one_device": max_difference(weights(many), weights(one)),
         "logs_vs_one_device": max(
             abs(a - b) for k in logs_one for a, b in zip(logs_many[k], logs_one[k], strict=True)
         ),
         "replica_difference": context.max_replica_difference(many),
-        "hidden_trained": max_difference(
-            [np.asarray(keras.ops.convert_to_numpy(many.get_layer("hidden").kernel.value))],
-            [np.asarray(keras.ops.convert_to_numpy(mlp().get_layer("hidden").kernel.value))],
+        "backbone_trained": max_difference(
+            [np.asarray(keras.ops.convert_to_numpy(
+                many.get_layer("backbone").get_layer("hidden").kernel.value))],
+            [np.asarray(keras.ops.convert_to_numpy(
+                transfer_model().get_layer("backbone").get_layer("hidden").kernel.value))],
         ) > 0,
-        "logs": logs_many,
-    }, many
+        "logs": {k: [float(v) for v in vals] for k, vals in logs_many.items()},
+    }
+    if context.is_chief:
+        scalars = {name: read_scalars(os.path.join(d, "train"))
+                   for name, d in (("many", dir_many), ("one", dir_one))}
+        norms = {name: [v for _, v in sorted(s.get("gradient_norm/global", []))]
+                 for name, s in scalars.items()}
+        report["gradient_norms"] = norms
+        report["event_files"] = sorted(
+            os.path.relpath(root, log_root)
+            for root, _, files in os.walk(os.path.join(log_root, "many"))
+            for f in files if "tfevents" in f
+        )
+    return report, many
 
 
 def run_augmented(context, *, compare_one_device: bool) -> tuple[dict, keras.Model]:

@@ -1,6 +1,7 @@
 """torch DistributedDataParallel: 2 processes, gloo over 127.0.0.1, started by torchrun."""
 
 import keras
+import numpy as np
 import pytest
 
 from tests.distribute.launch import run_torchrun
@@ -23,19 +24,36 @@ def test_two_ranks_one_chief(reports):
     assert all(r["kind"] == "ddp" and r["world_size"] == 2 for r in reports)
 
 
-def test_two_replicas_match_one_device_with_same_global_batch(reports):
+def test_two_replicas_match_one_device_with_the_library_callbacks(reports):
     # Same weights and global batches, global_clipnorm active (DDP averages the
-    # gradients before the optimizer clips them), a layer unfrozen with a new
-    # optimizer at epoch 1 (the model is re-wrapped for the new trainable set).
+    # gradients before the optimizer clips them); UnfreezeSchedule unfreezes the
+    # backbone with a new optimizer at epoch 1 (the model is re-wrapped for the
+    # new trainable set); EarlyStopping stops every rank after epoch 1 (of 3).
     for r in reports:
-        assert r["match"]["hidden_trained"]
-        assert r["match"]["weights_vs_one_device"] < 1e-5
-        assert r["match"]["logs_vs_one_device"] < 1e-5
+        library = r["library"]
+        assert library["epochs_run"] == {"many": 2, "one": 2}
+        assert library["backbone_trained"]
+        assert library["weights_vs_one_device"] < 1e-5
+        assert library["logs_vs_one_device"] < 1e-5
+
+
+def test_gradient_histogram_logs_gradients_averaged_over_ranks(reports):
+    # Chief only: the captured gradients are DDP's averaged gradients, the same
+    # norms as on one device.
+    norms = reports[0]["library"]["gradient_norms"]
+    assert len(norms["many"]) == 2
+    np.testing.assert_allclose(norms["many"], norms["one"], rtol=1e-5)
+    assert "gradient_norms" not in reports[1]["library"]
+
+
+def test_one_tensorboard_writer(reports):
+    # Both ranks share the log folder; only the chief runs chief_callbacks.
+    assert reports[0]["library"]["event_files"] == ["many/train"]
 
 
 def test_replicas_hold_identical_weights_after_training(reports):
     for r in reports:
-        assert r["match"]["replica_difference"] == 0.0
+        assert r["library"]["replica_difference"] == 0.0
         # AugmentedModel(MixUp) over batch norm + dropout: statistics averaged.
         assert r["augmented"]["replica_difference"] == 0.0
 
@@ -43,7 +61,7 @@ def test_replicas_hold_identical_weights_after_training(reports):
 def test_logs_are_global_and_identical_on_every_rank(reports):
     # Metric states are summed over ranks after each step, so both ranks log the
     # same (global) values: callbacks such as early stopping decide alike.
-    for scenario in ("match", "augmented"):
+    for scenario in ("library", "augmented"):
         assert reports[0][scenario]["logs"] == reports[1][scenario]["logs"]
     assert set(reports[0]["augmented"]["logs"]) == {"loss", "val_loss"}
 

@@ -35,8 +35,9 @@ def data_split(context) -> dict:
 def main(path: str) -> None:
     context = setup("data_parallel")
     report = {"kind": context.kind, "devices": jax.device_count()}
+    logs = os.path.join(os.path.dirname(os.path.abspath(path)), "logs")
     for name, run in (
-        ("match", scenarios.run_match),
+        ("library", lambda c: scenarios.run_library(c, logs)),
         ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=True)),
     ):
         start = time.time()

@@ -45,7 +45,7 @@ def keras_alone(context, models) -> dict:
     augmented = models["augmented"]
     augmented.fit(*scenarios.images(0), **kwargs)
     bn = augmented.model.get_layer("bn")
-    plain = models["match"]
+    plain = models["library"]
     plain.fit(*scenarios.data(0), callbacks=[_NewOptimizerOutsideScope()], **kwargs)
     return {
         "batch_norm_replica_difference": _spread(context, [bn.moving_mean, bn.moving_variance]),
@@ -56,8 +56,10 @@ def keras_alone(context, models) -> dict:
 def main(path: str) -> None:
     context = setup("mirrored", devices=["/cpu:0", "/cpu:1"])
     report, models = {"kind": context.kind}, {}
+
+    logs = os.path.join(os.path.dirname(os.path.abspath(path)), "logs")
     for name, run in (
-        ("match", scenarios.run_match),
+        ("library", lambda c: scenarios.run_library(c, logs)),
         ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=False)),
     ):
         start = time.time()

@@ -43,8 +43,9 @@ def main(path: str) -> None:
     report = {"kind": context.kind, "rank": context.process_index,
               "is_chief": context.is_chief, "world_size": context.num_replicas}
     models = {}
+    logs = os.path.join(os.path.dirname(os.path.abspath(path)), "logs")
     for name, run in (
-        ("match", scenarios.run_match),
+        ("library", lambda c: scenarios.run_library(c, logs)),
         ("augmented", lambda c: scenarios.run_augmented(c, compare_one_device=False)),
     ):
         start = time.time()

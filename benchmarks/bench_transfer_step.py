@@ -1,0 +1,279 @@
+"""Speed of the transfer recipe's training epoch: recipe vs bare ``fit`` vs a plain PyTorch loop.
+
+Three ways to train the same VGG19 + GAP head on the same shapes, all layers
+trainable (the fine-tuning phase, the expensive one), SGD momentum 0.9, one
+epoch of ``--steps`` batches followed by a validation pass of ``--val-batches``:
+
+- ``recipe``: Keras ``fit`` on the recipe's model and input pipeline
+  (``recipes/transfer_vgg19.py``: ``Recipe.build_model``, its epoch-indexed
+  ``tf.data`` pipeline) with the recipe's per-epoch callbacks attached
+  (GradientHistogram capturing gradients, Keras's TensorBoard with weight
+  histograms every epoch, EarlyStopping, the per-epoch checkpoint that
+  ``--resume`` needs; UnfreezeSchedule acts once per run, at the unfreeze
+  epoch, and is not part of a steady-state epoch);
+- ``bare_fit``: the same model, pipeline and ``fit``, no callbacks;
+- ``torch_loop``: the course's trainer style written by hand in ``torch.nn``
+  (VGG19 conv stack + GAP + Linear, the same caffe preprocessing, a
+  ``DataLoader`` over tensors, ``zero_grad / forward / CrossEntropyLoss /
+  backward / step``, top-1 and top-5 counted per batch, then an eval pass).
+
+Variants alternate (rotated order) in one process per backend; each fit runs
+``--epochs`` epochs and the first one (tracing, warm-up) is dropped. Printed:
+the median seconds per epoch, images per second, and the ratios
+recipe/bare_fit (target: <= 1.05), bare_fit/torch_loop and recipe/torch_loop,
+plus the input pipeline's share: the time to draw one epoch of batches from
+the recipe's pipeline alone, relative to a bare epoch (the pipeline prefetches
+in parallel; a share well below 100% means it cannot starve the step).
+
+Usage:
+
+    python benchmarks/bench_transfer_step.py --backend torch --threads 2
+    python benchmarks/bench_transfer_step.py --backend tensorflow --image-size 224 --batch-size 32
+
+Results are recorded in ``benchmarks/results/transfer_step.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "torch"),
+                   choices=("torch", "tensorflow", "jax"))
+    p.add_argument("--image-size", type=int, default=32, help="side of the images (>= 32)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=6, help="training batches per epoch")
+    p.add_argument("--val-batches", type=int, default=2, help="validation batches per epoch")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per fit (the first is dropped)")
+    p.add_argument("--repeats", type=int, default=3, help="fits per variant (interleaved)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
+    p.add_argument("--histogram-freq", type=int, default=1,
+                   help="the recipe's weight-histogram frequency (its default: 1)")
+    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--variants", default="recipe,bare_fit,torch_loop")
+    return p.parse_args(argv)
+
+
+def load_recipe():
+    spec = importlib.util.spec_from_file_location(
+        "transfer_vgg19_recipe", ROOT / "recipes" / "transfer_vgg19.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------ torch loop
+def torch_vgg19(num_classes: int):
+    import torch
+    from torch import nn
+
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+           512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+    layers, c = [], 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=True)]
+            c = v
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(*layers)
+            self.fc = nn.Linear(512, num_classes)
+            self.register_buffer("mean", torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1))
+
+        def forward(self, x):  # x: (N, H, W, 3) RGB 0-255, as the Keras model takes it
+            x = x.permute(0, 3, 1, 2).flip(1) - self.mean  # caffe: BGR, mean subtracted
+            x = self.features(x)
+            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    return Net()
+
+
+class TorchLoop:
+    def __init__(self, x, y, xv, yv, batch_size, num_classes, lr=1e-4):
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        self.torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = torch_vgg19(num_classes).to(self.device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9)
+        self.loss = torch.nn.CrossEntropyLoss()
+        g = torch.Generator().manual_seed(0)
+        self.train = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y).long()),
+                                batch_size=batch_size, shuffle=True, generator=g)
+        self.val = DataLoader(TensorDataset(torch.from_numpy(xv), torch.from_numpy(yv).long()),
+                              batch_size=batch_size)
+        self.amp = False
+
+    def epoch(self):
+        torch = self.torch
+        self.model.train()
+        top1 = top5 = seen = 0
+        for xb, yb in self.train:
+            xb, yb = xb.to(self.device), yb.to(self.device)
+            self.opt.zero_grad()
+            with torch.autocast(self.device, enabled=self.amp,
+                                dtype=torch.float16 if self.device == "cuda" else torch.bfloat16):
+                out = self.model(xb)
+                loss = self.loss(out.float(), yb)
+            loss.backward()
+            self.opt.step()
+            k = min(5, out.shape[1])
+            best = out.topk(k, 1).indices
+            top1 += (best[:, 0] == yb).sum().item()
+            top5 += (best == yb[:, None]).any(1).sum().item()
+            seen += len(yb)
+        self.model.eval()
+        with torch.no_grad():
+            for xb, yb in self.val:
+                out = self.model(xb.to(self.device))
+                _ = (out.argmax(1) == yb.to(self.device)).sum().item()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return top1 / max(seen, 1)
+
+
+# ------------------------------------------------------------------------ main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    recipe_mod = load_recipe()
+    import keras
+    import numpy as np
+
+    from keras_recipes.backend.device import (
+        device_description,
+        mixed_precision_policy,
+        set_num_threads,
+    )
+    from keras_recipes.data.pipeline import DatasetSplits
+
+    if args.threads:
+        set_num_threads(args.threads)
+        import torch
+
+        torch.set_num_threads(args.threads)
+    policy = mixed_precision_policy() if args.mixed_precision else "float32"
+    keras.config.set_dtype_policy(policy)
+    k, s, bs = 10, args.image_size, args.batch_size
+    rng = np.random.default_rng(0)
+    n, nv = args.steps * bs, args.val_batches * bs
+    x = rng.uniform(0, 255, (n, s, s, 3)).astype("float32")
+    y = (np.arange(n) % k).astype("int32")
+    xv = rng.uniform(0, 255, (nv, s, s, 3)).astype("float32")
+    yv = (np.arange(nv) % k).astype("int32")
+    splits = DatasetSplits(train=(x, y), validation=(xv, yv), test=(xv, yv),
+                           class_names=[str(i) for i in range(k)], source="synthetic",
+                           counts={"train": n, "validation": nv, "test": nv})
+    epochs = args.epochs
+    # Phase 2 of the recipe for every epoch: head_epochs=0 trains all layers from the start.
+    cfg = recipe_mod.Defaults(
+        data="digits", weights="none", head="gap", image_size=s, batch_size=bs,
+        head_epochs=0, fine_tune_epochs=epochs, patience=epochs + 1, grad_probe=0,
+        histogram_freq=args.histogram_freq, verbose=0, backend=args.backend,
+        mixed_precision=args.mixed_precision)
+    plan = recipe_mod.Plan(data="digits", weights="none", head="gap", image_size=s,
+                           scratch=False)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_transfer_"))
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times, self.last = [], time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.perf_counter()
+            self.times.append(now - self.last)
+            self.last = now
+
+    def keras_fit(with_callbacks: bool, run: int) -> list[float]:
+        r = recipe_mod.Recipe(cfg, None, None)
+        r.attach(plan, splits, True, tmp / f"run{run}-{int(with_callbacks)}")
+        net, model, fp = r.build_model("transfer", None)
+        train, steps, val, test, probe = r._pipelines(0, epochs)
+        cbs = []
+        if with_callbacks:
+            cbs, _ = r.make_callbacks("transfer", test, probe, None, fp)
+        timer = EpochTimer()
+        model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=val,
+                  callbacks=[*cbs, timer], shuffle=False, verbose=0)
+        return timer.times[1:]
+
+    def torch_loop(run: int) -> list[float]:
+        loop = TorchLoop(x, y, xv, yv, bs, k)
+        loop.amp = args.mixed_precision
+        times = []
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            loop.epoch()
+            times.append(time.perf_counter() - t0)
+        return times[1:]
+
+    def pipeline_only() -> float:
+        r = recipe_mod.Recipe(cfg, None, None)
+        r.attach(plan, splits, True, tmp / "pipeline")
+        r.onehot_pipeline = False
+        train, steps, *_ = r._pipelines(0, 2)
+        it = iter(train)
+        for _ in range(steps):  # first epoch: warm-up
+            next(it)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            next(it)
+        return time.perf_counter() - t0
+
+    runners = {
+        "recipe": lambda i: keras_fit(True, i),
+        "bare_fit": lambda i: keras_fit(False, i),
+        "torch_loop": torch_loop,
+    }
+    variants = [v for v in args.variants.split(",") if v]
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for rep in range(args.repeats):
+        order = variants[rep % len(variants):] + variants[: rep % len(variants)]
+        for v in order:
+            times[v] += runners[v](rep)
+            print(f"repeat {rep + 1}/{args.repeats} {v:10s} epochs "
+                  + " ".join(f"{t:.2f}" for t in times[v][-(epochs - 1):]) + " s", flush=True)
+    pipe = statistics.median(pipeline_only() for _ in range(3))
+
+    med = {v: statistics.median(t) for v, t in times.items()}
+    print(f"\nbackend {args.backend}, keras {keras.__version__}, {device_description()}, "
+          f"policy {policy}, threads {args.threads or 'default'}; {s}x{s} images, batch {bs}, "
+          f"{args.steps} steps + {args.val_batches} validation batches per epoch, "
+          f"{args.repeats} x {epochs - 1} timed epochs per variant")
+    print("| variant | median s/epoch | train img/s (epoch incl. validation) |")
+    print("|---|---|---|")
+    for v in variants:
+        print(f"| {v} | {med[v]:.3f} | {n / med[v]:.1f} |")
+
+    def ratio(a, b):
+        return f"{med[a] / med[b]:.3f}" if a in med and b in med else "n/a"
+
+    print(f"\nrecipe / bare_fit:     {ratio('recipe', 'bare_fit')}   (target <= 1.05)")
+    print(f"bare_fit / torch_loop: {ratio('bare_fit', 'torch_loop')}")
+    print(f"recipe / torch_loop:   {ratio('recipe', 'torch_loop')}")
+    if "bare_fit" in med:
+        print(f"input pipeline alone: {pipe:.3f} s per epoch = {100 * pipe / med['bare_fit']:.1f}% "
+              "of a bare epoch (prefetched in parallel)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""Early stopping: an over-capacity MLP on 100 digits, stopped by patience or by the overfit rule.
+
+What it shows (`COURSE.md` §4): with little data a large model drives the
+training loss towards zero while the validation loss, after a minimum, rises
+again: it overfits. Early stopping ends training on a criterion and keeps the
+best weights. The recipe trains a 2×512 MLP on 10 training images per digit
+(validation and test sets are full) with Adam, and compares, on the same
+initial weights and the same batches, rules of
+``keras_recipes.callbacks.EarlyStopping``:
+
+- ``full``: no stopping, all ``max_epochs``, last weights (the reference);
+- ``patience``: stop after ``patience`` epochs without a new best
+  ``val_loss``, restore the best weights (``restore_best_weights=True``);
+- ``patience_last``: the same rule, keeping the last weights;
+- ``overfit``: the overfit rule alone (``overfit_patience``: stop after that
+  many consecutive epochs in which ``val_loss`` rose while ``loss`` fell),
+  restoring the best weights;
+- ``overfit_last``: the overfit rule, keeping the last weights.
+
+It reports the stopping epoch, the best epoch, the epochs saved, and the test
+accuracy and loss of the weights each rule keeps (mean ± sd over seeds), and
+draws the training and validation curves with every rule's stopping epoch and
+the best epoch marked.
+
+Commands:
+
+    python recipes/early_stopping.py                          # CPU, defaults
+    python recipes/early_stopping.py --backend jax            # torch|tensorflow|jax
+    python recipes/early_stopping.py --train-per-class 50     # GPU or CPU: same command
+    python recipes/early_stopping.py --data path/to/folder --image-size 16
+    python recipes/early_stopping.py --smoke                  # tiny run (tests)
+
+Outputs (one run folder, printed at the end): ``config.json``,
+``metrics.json``, ``results.md``, ``curves.png``, ``best.keras`` (the model
+the ``patience`` rule kept for the first seed), ``tensorboard/<rule>/seed<k>/``.
+
+Results (defaults: 2×512 MLP, 100 training images, at most 150 epochs,
+patience 10, overfit patience 3, seeds 0-4; 270 test digits):
+
+    RESULTS_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+
+def _prepare(argv: list[str]) -> None:
+    """Sets KERAS_BACKEND from --backend (else $KERAS_BACKEND, else torch) before Keras loads.
+
+    Also lets ``python recipes/<name>.py`` run from a clone that was not pip-installed.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "torch")
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            backend = argv[i + 1]
+        elif arg.startswith("--backend="):
+            backend = arg.split("=", 1)[1]
+    if backend not in ("torch", "tensorflow", "jax"):
+        sys.exit(f"error: --backend must be one of torch, tensorflow, jax. Received: {backend!r}")
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if importlib.util.find_spec("keras_recipes") is None:
+        sys.path.insert(0, root)
+
+
+if __name__ == "__main__":
+    _prepare(sys.argv[1:])
+
+import dataclasses  # noqa: E402
+import time  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_recipes.backend import device_description, set_num_threads  # noqa: E402
+from keras_recipes.callbacks import EarlyStopping  # noqa: E402
+from keras_recipes.data import image_folder, load_digits  # noqa: E402
+from keras_recipes.runs import (  # noqa: E402
+    fingerprint,
+    format_mean_sd,
+    make_run_dir,
+    markdown_table,
+    option,
+    parse_config,
+    save_json,
+    seeded_batches,
+    summarize,
+    tensorboard_scalars,
+)
+
+RULES = ("full", "patience", "patience_last", "overfit", "overfit_last")
+
+
+@dataclasses.dataclass
+class Config:
+    backend: str = option(os.environ.get("KERAS_BACKEND", "torch"), "Keras backend")
+    threads: int = option(0, "CPU threads of the backend (0: its default)")
+    data: str = option("digits", "'digits' (bundled, offline) or a folder of class sub-folders")
+    image_size: int = option(8, "images are resized to this side, then flattened")
+    train_per_class: int = option(10, "training images per class (little data: overfitting)")
+    hidden: tuple = option((512, 512), "units of the hidden layers (over-capacity)")
+    rules: tuple = option(RULES, "stopping rules to compare")
+    max_epochs: int = option(150, "epoch budget")
+    patience: int = option(10, "patience of the patience rules")
+    overfit_patience: int = option(3, "consecutive val-up/train-down epochs of the overfit rule")
+    batch_size: int = option(32, "batch size")
+    learning_rate: float = option(1e-3, "Adam learning rate")
+    seeds: tuple = option((0, 1, 2, 3, 4), "seeds (mean ± sd over them)")
+    out: str = option("runs", "parent folder of the run folder")
+    smoke: bool = option(False, "tiny run for tests (overrides fields not given)")
+
+
+SMOKE = {"train_per_class": 3, "hidden": (256,), "max_epochs": 30, "patience": 2,
+         "overfit_patience": 1, "learning_rate": 1e-2, "seeds": (0,)}
+
+
+def load_data(config: Config):
+    """Flattened, standardized images; few training images per class, full val/test sets."""
+    if config.data == "digits":
+        splits = load_digits(image_size=config.image_size, channels=1, format="numpy", seed=0,
+                             train_per_class=config.train_per_class)
+    else:
+        splits = image_folder(
+            config.data, image_size=config.image_size, validation_split=0.2, test_split=0.2,
+            format="numpy", seed=0,
+        )
+    parts = [(x.reshape(len(x), -1).astype("float32"), y.astype("int32"))
+             for x, y in (splits.train, splits.validation, splits.test)]
+    if config.data != "digits":  # keep `train_per_class` images of each class
+        x, y = parts[0]
+        keep = np.concatenate([np.flatnonzero(y == k)[: config.train_per_class]
+                               for k in range(splits.num_classes)])
+        parts[0] = (x[keep], y[keep])
+    mean, std = parts[0][0].mean(0), parts[0][0].std(0) + 1.0
+    return [((x - mean) / std, y) for x, y in parts], splits.num_classes
+
+
+def build_model(seed: int, n_in: int, n_out: int, config: Config):
+    inputs = keras.Input((n_in,), name="pixels")
+    h = inputs
+    for i, units in enumerate(config.hidden):
+        h = keras.layers.Dense(units, activation="relu", name=f"hidden_{i + 1}",
+                               kernel_initializer=keras.initializers.HeNormal(seed + i))(h)
+    outputs = keras.layers.Dense(n_out, name="logits",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed + 99))(h)
+    return keras.Model(inputs, outputs, name="over_capacity_mlp")
+
+
+def stopper(rule: str, config: Config):
+    """The EarlyStopping callback of a rule (None for the full budget)."""
+    if rule == "full":
+        return None
+    restore = not rule.endswith("_last")
+    if rule.startswith("patience"):
+        return EarlyStopping(monitor="val_loss", patience=config.patience, mode="min",
+                             restore_best_weights=restore)
+    # The overfit rule alone: the patience rule is pushed beyond the budget.
+    return EarlyStopping(monitor="val_loss", patience=config.max_epochs, mode="min",
+                         restore_best_weights=restore, overfit_patience=config.overfit_patience)
+
+
+def run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir):
+    """Trains `model` from `initial` weights and a fresh optimizer state under one rule.
+
+    One compiled model serves every run: resetting its weights and the
+    optimizer's variables gives exactly a fresh model, without recompiling the
+    train function (seconds per run on jax and tensorflow).
+    """
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    model.set_weights(initial)
+    for variable, value in zip(model.optimizer.variables, optimizer_state, strict=True):
+        variable.assign(value)
+    callback = stopper(rule, config)
+    log_dir = os.path.join(run_dir, "tensorboard", rule, f"seed{seed}")
+    history = model.fit(
+        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        shuffle=False,  # the order is seeded_batches' own
+        epochs=config.max_epochs,
+        validation_data=(x_val, y_val),
+        callbacks=[c for c in (callback, tensorboard_scalars(log_dir)) if c is not None],
+        verbose=0,
+    )
+    val_kept = model.evaluate(x_val, y_val, verbose=0, batch_size=512)
+    test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0, batch_size=512)
+    val_losses = [float(v) for v in history.history["val_loss"]]
+    epochs_run = len(val_losses)
+    return {
+        "epochs_run": epochs_run,
+        "stop_reason": getattr(callback, "stop_reason", None) or "budget",
+        "stopped_epoch": epochs_run,  # 1-based: the last epoch that ran
+        "best_epoch": int(np.argmin(val_losses)) + 1,
+        "restored_best": bool(callback is not None and callback.restore_best_weights),
+        "val_loss_kept": float(val_kept[0]),
+        "val_loss_best": min(val_losses),
+        "val_loss_last": val_losses[-1],
+        "test_loss": float(test_loss),
+        "test_accuracy": float(test_acc),
+        "loss": [float(v) for v in history.history["loss"]],
+        "val_loss": val_losses,
+        "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
+        "initial_weights": fingerprint(initial),
+    }
+
+
+def plot_curves(results, config, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reference = "full" if "full" in results else next(iter(results))
+    ref = results[reference]["runs"][0]
+    epochs = np.arange(1, len(ref["loss"]) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax_loss.plot(epochs, ref["loss"], label="training loss")
+    ax_loss.plot(epochs, ref["val_loss"], label="validation loss")
+    ax_acc.plot(epochs, ref["val_accuracy"], color="tab:orange", label="validation accuracy")
+    best = ref["best_epoch"]
+    for ax in (ax_loss, ax_acc):
+        ax.axvline(best, color="k", ls="--", lw=1, label=f"best epoch ({best})")
+    colors = {"patience": "tab:green", "overfit": "tab:red"}
+    for rule in results:
+        if rule.endswith("_last") or rule == "full":
+            continue
+        stop = results[rule]["runs"][0]["stopped_epoch"]
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(stop, color=colors.get(rule, "tab:gray"), ls=":", lw=1.5,
+                       label=f"{rule} rule stops ({stop})")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_loss.set_title(f"training vs validation loss (seed {config.seeds[0]}, no stopping)")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_title("validation accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    config = parse_config(Config, argv, description=__doc__, smoke=SMOKE)
+    if config.threads:
+        set_num_threads(config.threads)
+    run_dir = str(make_run_dir(config.out, "early_stopping"))
+    save_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(config))
+    data, n_classes = load_data(config)
+    n_in = data[0][0].shape[1]
+    start = time.time()
+    model = build_model(config.seeds[0], n_in, n_classes, config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.optimizer.build(model.trainable_variables)
+    optimizer_state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    runs: dict[str, list[dict]] = {rule: [] for rule in config.rules}
+    for seed in config.seeds:
+        initial = build_model(seed, n_in, n_classes, config).get_weights()
+        for rule in config.rules:
+            runs[rule].append(
+                run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
+            )
+            if rule == "patience" and seed == config.seeds[0]:
+                model.save(os.path.join(run_dir, "best.keras"))
+    wall = time.time() - start
+    results, rows = {}, []
+    for rule, rruns in runs.items():
+        results[rule] = {"runs": rruns}
+        for key in ("epochs_run", "best_epoch", "test_accuracy", "test_loss", "val_loss_kept"):
+            results[rule][key] = summarize(r[key] for r in rruns)
+        reasons = sorted({r["stop_reason"] for r in rruns})
+        rows.append([
+            rule,
+            "best" if rruns[0]["restored_best"] else "last",
+            format_mean_sd(results[rule]["epochs_run"], digits=1),
+            format_mean_sd(results[rule]["best_epoch"], digits=1),
+            ", ".join(reasons),
+            format_mean_sd(results[rule]["val_loss_kept"], digits=3),
+            format_mean_sd(results[rule]["test_loss"], digits=3),
+            format_mean_sd(results[rule]["test_accuracy"], digits=1, scale=100),
+        ])
+        print(f"{rule:14s} epochs {rows[-1][2]}, test accuracy {rows[-1][7]}", flush=True)
+    plot_curves(results, config, os.path.join(run_dir, "curves.png"))
+    table = markdown_table(
+        ["rule", "weights kept", "epochs run", "best epoch (val loss)", "stop reason",
+         "val loss of kept weights", "test loss", "test accuracy %"],
+        rows,
+    )
+    device = device_description()
+    header = (
+        f"# Early stopping\n\nbackend {config.backend}, {device}; MLP {list(config.hidden)} on "
+        f"{len(data[0][1])} training images, at most {config.max_epochs} epochs, Adam lr "
+        f"{config.learning_rate}, patience {config.patience}, overfit patience "
+        f"{config.overfit_patience}, seeds {list(config.seeds)} (mean ± sd); wall time "
+        f"{wall:.0f} s.\n\n"
+    )
+    with open(os.path.join(run_dir, "results.md"), "w") as f:
+        f.write(header + table + "\n")
+    metrics = {
+        "recipe": "early_stopping",
+        "backend": config.backend,
+        "device": device,
+        "wall_time_s": wall,
+        "train_size": len(data[0][1]),
+        "rules": results,
+    }
+    save_json(os.path.join(run_dir, "metrics.json"), metrics)
+    print("\n" + table)
+    print(f"\nRun folder: {run_dir} (results.md, metrics.json, curves.png, best.keras, "
+          "tensorboard/)")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

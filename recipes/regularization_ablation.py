@@ -1,0 +1,371 @@
+"""Regularization ablation: one small CNN, ten ways to regularize it, on few images.
+
+What it shows (`COURSE.md` §4): how much each regularizer of the course
+closes the gap between training and held-out accuracy when data is scarce. A
+small CNN (two 3×3 conv blocks, a 128-unit dense layer) is trained with Adam on
+``train_per_class`` images per class, once per variant, every variant starting
+from the **same initial weights** (the conv and dense kernels are copied by
+layer name from one reference model per seed) and seeing the same batches:
+
+- ``none``: the plain CNN;
+- ``l2``: ``keras_recipes.regularizers.add_weight_penalty(model, l2=1e-3)``
+  (kernels only, not biases);
+- ``dropout``: dropout 0.25 after each pooling, 0.5 before the classifier;
+- ``batchnorm``: batch normalization after each conv and the dense layer;
+- ``augment``: the course's classic augmentation, training-time Keras layers:
+  horizontal flip (off for digits: a mirrored digit is another symbol), small
+  rotation (±10°), random crop (a shift of up to 10% with zero fill),
+  colour jitter (brightness, contrast, saturation 0.2: ``ColorJitter(0.2,0.2,0.2)``),
+  Gaussian noise (σ = 0.03 on [0, 1]) and cutout (``RandomErasing``);
+- ``label_smoothing``: cross-entropy on ``(1-0.1)·onehot + 0.1/K``;
+- ``mixup``, ``cutmix``, ``mixup_or_cutmix``: ``keras_recipes.layers.MixUp``
+  (α = 0.2), ``CutMix`` (α = 1), ``MixUpOrCutMix`` (switch 0.5), applied per
+  sample on the device inside the training step by
+  ``keras_recipes.models.AugmentedModel``;
+- ``all``: every one of the above together (with MixUpOrCutMix).
+
+The table gives training accuracy (on the clean training images),
+validation and test accuracy, and the generalization gap (train − test), as
+mean ± sd over seeds; the plot gives validation accuracy and loss per epoch.
+
+Data: the bundled digits by default (offline; 16×16 RGB), ``--data PATH`` a
+folder of class sub-folders (``keras_recipes.data.image_folder``), or
+``--data cifar10`` (``keras.datasets.cifar10``, downloaded on first use; this
+needs internet access once).
+
+Commands:
+
+    python recipes/regularization_ablation.py                     # CPU, digits, defaults
+    python recipes/regularization_ablation.py --backend jax       # torch|tensorflow|jax
+    python recipes/regularization_ablation.py --data cifar10 --image-size 32 \\
+        --train-per-class 500 --epochs 60                         # GPU: CIFAR-10 subset
+    python recipes/regularization_ablation.py --data path/to/folder --image-size 32
+    python recipes/regularization_ablation.py --smoke             # tiny run (tests)
+
+Outputs (one run folder, printed at the end): ``config.json``,
+``metrics.json``, ``results.md``, ``curves.png``, ``all.keras`` (the ``all``
+variant's CNN, first seed), ``tensorboard/<variant>/seed<k>/``.
+
+Results (defaults: digits 16×16, 30 training images per class, 30 epochs,
+seeds 0, 1, 2; 270 validation and 270 test images):
+
+    RESULTS_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+
+def _prepare(argv: list[str]) -> None:
+    """Sets KERAS_BACKEND from --backend (else $KERAS_BACKEND, else torch) before Keras loads.
+
+    Also lets ``python recipes/<name>.py`` run from a clone that was not pip-installed.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "torch")
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            backend = argv[i + 1]
+        elif arg.startswith("--backend="):
+            backend = arg.split("=", 1)[1]
+    if backend not in ("torch", "tensorflow", "jax"):
+        sys.exit(f"error: --backend must be one of torch, tensorflow, jax. Received: {backend!r}")
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if importlib.util.find_spec("keras_recipes") is None:
+        sys.path.insert(0, root)
+
+
+if __name__ == "__main__":
+    _prepare(sys.argv[1:])
+
+import dataclasses  # noqa: E402
+import time  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_recipes.backend import device_description, set_num_threads  # noqa: E402
+from keras_recipes.data import image_folder, load_digits  # noqa: E402
+from keras_recipes.layers import CutMix, MixUp, MixUpOrCutMix  # noqa: E402
+from keras_recipes.models import AugmentedModel  # noqa: E402
+from keras_recipes.regularizers import add_weight_penalty  # noqa: E402
+from keras_recipes.runs import (  # noqa: E402
+    fingerprint,
+    format_mean_sd,
+    make_run_dir,
+    markdown_table,
+    option,
+    parse_config,
+    save_json,
+    seeded_batches,
+    summarize,
+    tensorboard_scalars,
+)
+
+VARIANTS = ("none", "l2", "dropout", "batchnorm", "augment", "label_smoothing", "mixup",
+            "cutmix", "mixup_or_cutmix", "all")
+SHARED_LAYERS = ("conv1", "conv2", "dense1", "logits")  # same initial weights in every variant
+
+
+@dataclasses.dataclass
+class Config:
+    backend: str = option(os.environ.get("KERAS_BACKEND", "torch"), "Keras backend")
+    threads: int = option(0, "CPU threads of the backend (0: its default)")
+    data: str = option("digits", "'digits' (bundled), 'cifar10' (download) or a folder")
+    image_size: int = option(16, "images are resized to this side (RGB)")
+    train_per_class: int = option(30, "training images per class (few: regularization matters)")
+    variants: tuple = option(VARIANTS, "variants to compare")
+    epochs: int = option(30, "training epochs")
+    batch_size: int = option(32, "batch size")
+    learning_rate: float = option(1e-3, "Adam learning rate")
+    l2: float = option(1e-3, "L2 factor λ (penalty λ·ΣW² on kernels)")
+    dropout: float = option(0.5, "dropout rate before the classifier (0.25 after pooling)")
+    label_smoothing: float = option(0.1, "label smoothing ε")
+    mixup_alpha: float = option(0.2, "MixUp α")
+    cutmix_alpha: float = option(1.0, "CutMix α")
+    noise: float = option(0.03, "std of the Gaussian noise in 'augment' (images in [0, 1])")
+    flip: str = option("auto", "horizontal flip in 'augment': on, off, auto (off for digits)")
+    seeds: tuple = option((0, 1, 2), "seeds (mean ± sd over them)")
+    out: str = option("runs", "parent folder of the run folder")
+    smoke: bool = option(False, "tiny run for tests (overrides fields not given)")
+
+
+SMOKE = {"variants": ("none", "all"), "train_per_class": 4, "epochs": 2, "seeds": (0,)}
+
+
+def load_data(config: Config):
+    """(x, y) splits with one-hot float32 labels and images in 0-255, and the class count."""
+    if config.data == "digits":
+        splits = load_digits(image_size=config.image_size, channels=3, format="numpy", seed=0,
+                             train_per_class=config.train_per_class)
+        parts, k = [splits.train, splits.validation, splits.test], splits.num_classes
+    elif config.data == "cifar10":
+        (x, y), (x_test, y_test) = keras.datasets.cifar10.load_data()
+        rng = np.random.default_rng(0)
+        y, y_test = y.reshape(-1), y_test.reshape(-1)
+        order = rng.permutation(len(y))
+        train = np.concatenate([order[y[order] == c][: config.train_per_class] for c in range(10)])
+        rest = np.setdiff1d(order, train)
+        val = rng.choice(rest, 1000, replace=False)
+        test = rng.choice(len(y_test), 2000, replace=False)
+        parts = [(x[train], y[train]), (x[val], y[val]), (x_test[test], y_test[test])]
+        if config.image_size != 32:
+            parts = [(_resize(a, config.image_size), b) for a, b in parts]
+        k = 10
+    else:
+        splits = image_folder(config.data, image_size=config.image_size, validation_split=0.15,
+                              test_split=0.15, format="numpy", seed=0)
+        x, y = splits.train
+        keep = np.concatenate([np.flatnonzero(y == c)[: config.train_per_class]
+                               for c in range(splits.num_classes)])
+        parts = [(x[keep], y[keep]), splits.validation, splits.test]
+        k = splits.num_classes
+    onehot = np.eye(k, dtype="float32")
+    return [(np.asarray(x, "float32"), onehot[np.asarray(y).astype(int)]) for x, y in parts], k
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    return keras.ops.convert_to_numpy(keras.ops.image.resize(images.astype("float32"),
+                                                             (size, size)))
+
+
+def augmentation(config: Config, seed: int) -> keras.Sequential:
+    """The course's classic augmentation as training-time Keras layers (inputs in 0-255).
+
+    Gaussian noise is added after the rescaling to [0, 1] (see `build_cnn`).
+    """
+    flip = config.flip == "on" or (config.flip == "auto" and config.data != "digits")
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed)] if flip else []
+    layers += [
+        keras.layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed + 1),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 2),
+        keras.layers.RandomColorJitter(value_range=(0, 255), brightness_factor=0.2,
+                                       contrast_factor=0.2, saturation_factor=0.2, seed=seed + 3),
+        keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.2), fill_value=0.0,
+                                   value_range=(0, 255), seed=seed + 5),
+    ]
+    return keras.Sequential(layers, name="augment")
+
+
+def uses(variant: str, technique: str) -> bool:
+    return variant == technique or (variant == "all" and technique != "none")
+
+
+def build_cnn(variant: str, shape, k: int, config: Config, seed: int) -> keras.Model:
+    bn = uses(variant, "batchnorm")
+    drop = uses(variant, "dropout")
+    inputs = keras.Input(shape, name="images")
+    h = augmentation(config, seed)(inputs) if uses(variant, "augment") else inputs
+    h = keras.layers.Rescaling(1 / 255.0)(h)
+    if uses(variant, "augment"):
+        h = keras.layers.GaussianNoise(config.noise, seed=seed + 4)(h)
+    for i, filters in enumerate((32, 64)):
+        h = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i + 1}")(h)
+        if bn:
+            h = keras.layers.BatchNormalization(name=f"bn{i + 1}")(h)
+        h = keras.layers.ReLU()(h)
+        h = keras.layers.MaxPooling2D()(h)
+        if drop:
+            h = keras.layers.Dropout(0.25, seed=seed + 10 + i)(h)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(128, name="dense1")(h)
+    if bn:
+        h = keras.layers.BatchNormalization(name="bn3")(h)
+    h = keras.layers.ReLU()(h)
+    if drop:
+        h = keras.layers.Dropout(config.dropout, seed=seed + 20)(h)
+    outputs = keras.layers.Dense(k, name="logits")(h)
+    return keras.Model(inputs, outputs, name=f"cnn_{variant}")
+
+
+def mixer(variant: str, config: Config, seed: int):
+    """The batch-mixing layer of a variant, or None."""
+    if variant == "mixup":
+        return MixUp(config.mixup_alpha, seed=seed)
+    if variant == "cutmix":
+        return CutMix(config.cutmix_alpha, seed=seed)
+    if variant in ("mixup_or_cutmix", "all"):
+        return MixUpOrCutMix(config.mixup_alpha, config.cutmix_alpha, switch_prob=0.5, seed=seed)
+    return None
+
+
+def run_variant(variant, seed, initial, data, k, config, run_dir):
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    keras.utils.set_random_seed(seed)
+    cnn = build_cnn(variant, x_train.shape[1:], k, config, seed)
+    for name in SHARED_LAYERS:
+        cnn.get_layer(name).set_weights(initial[name])
+    shared = [w for name in SHARED_LAYERS for w in cnn.get_layer(name).get_weights()]
+    penalized = add_weight_penalty(cnn, l2=config.l2) if uses(variant, "l2") else []
+    mix = mixer(variant, config, seed)
+    model = AugmentedModel(cnn, mix) if mix is not None else cnn
+    smoothing = config.label_smoothing if uses(variant, "label_smoothing") else 0.0
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
+        metrics=["accuracy"],
+    )
+    log_dir = os.path.join(run_dir, "tensorboard", variant, f"seed{seed}")
+    history = model.fit(
+        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        shuffle=False,  # the order is seeded_batches' own
+        epochs=config.epochs,
+        validation_data=(x_val, y_val),
+        callbacks=[tensorboard_scalars(log_dir)],
+        verbose=0,
+    )
+    scores = {}
+    for split, (x, y) in (("train", (x_train, y_train)), ("validation", (x_val, y_val)),
+                          ("test", (x_test, y_test))):
+        # Accuracy only: the loss of `evaluate` would include the L2 penalty and smoothing.
+        logits = cnn.predict(x, verbose=0, batch_size=256)
+        scores[split] = float(np.mean(np.argmax(logits, -1) == np.argmax(y, -1)))
+    return {
+        "train_accuracy": scores["train"],
+        "val_accuracy": scores["validation"],
+        "test_accuracy": scores["test"],
+        "gap": scores["train"] - scores["test"],
+        "epoch_val_accuracy": [float(v) for v in history.history["val_accuracy"]],
+        "epoch_val_loss": [float(v) for v in history.history["val_loss"]],
+        "initial_weights": fingerprint(shared),
+        "penalized_weights": penalized,
+        "parameters": int(cnn.count_params()),
+    }, cnn
+
+
+def plot_curves(results, config, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.8))
+    cmap = plt.get_cmap("tab10")
+    for i, (variant, v) in enumerate(results.items()):
+        acc = np.mean([r["epoch_val_accuracy"] for r in v["runs"]], axis=0)
+        loss = np.mean([r["epoch_val_loss"] for r in v["runs"]], axis=0)
+        epochs = np.arange(1, len(acc) + 1)
+        style = "-" if variant in ("none", "all") else "--"
+        width = 2.2 if variant in ("none", "all") else 1.2
+        ax_acc.plot(epochs, acc, style, lw=width, color=cmap(i % 10), label=variant)
+        ax_loss.plot(epochs, loss, style, lw=width, color=cmap(i % 10), label=variant)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("validation accuracy (mean over seeds)")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("validation loss (with each variant's own loss)")
+    ax_loss.set_yscale("log")
+    ax_acc.legend(fontsize=8, ncol=2)
+    fig.suptitle(f"small CNN, {config.train_per_class} training images per class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    config = parse_config(Config, argv, description=__doc__, smoke=SMOKE)
+    if config.threads:
+        set_num_threads(config.threads)
+    run_dir = str(make_run_dir(config.out, "regularization_ablation"))
+    save_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(config))
+    data, k = load_data(config)
+    start = time.time()
+    runs: dict[str, list[dict]] = {v: [] for v in config.variants}
+    for seed in config.seeds:
+        keras.utils.set_random_seed(seed)
+        reference = build_cnn("none", data[0][0].shape[1:], k, config, seed)
+        initial = {name: reference.get_layer(name).get_weights() for name in SHARED_LAYERS}
+        for variant in config.variants:
+            result, cnn = run_variant(variant, seed, initial, data, k, config, run_dir)
+            runs[variant].append(result)
+            if variant == "all" and seed == config.seeds[0]:
+                cnn.save(os.path.join(run_dir, "all.keras"))
+            print(f"seed {seed} {variant:16s} train {result['train_accuracy']:.3f} "
+                  f"val {result['val_accuracy']:.3f} test {result['test_accuracy']:.3f}",
+                  flush=True)
+    wall = time.time() - start
+    results, rows = {}, []
+    for variant, vruns in runs.items():
+        results[variant] = {"runs": vruns}
+        for key in ("train_accuracy", "val_accuracy", "test_accuracy", "gap"):
+            results[variant][key] = summarize(r[key] for r in vruns)
+        rows.append([variant] + [
+            format_mean_sd(results[variant][key], digits=1, scale=100)
+            for key in ("train_accuracy", "val_accuracy", "test_accuracy", "gap")
+        ])
+    plot_curves(results, config, os.path.join(run_dir, "curves.png"))
+    table = markdown_table(
+        ["variant", "train accuracy %", "validation accuracy %", "test accuracy %",
+         "gap (train − test), points"],
+        rows,
+    )
+    counts = [len(part[1]) for part in data]
+    header = (
+        f"# Regularization ablation\n\nbackend {config.backend}, {device_description()}; data "
+        f"{config.data} {config.image_size}×{config.image_size}, {counts[0]} training / "
+        f"{counts[1]} validation / {counts[2]} test images, {config.epochs} epochs, Adam lr "
+        f"{config.learning_rate}, seeds {list(config.seeds)} (mean ± sd); wall time "
+        f"{wall:.0f} s.\n\n"
+    )
+    with open(os.path.join(run_dir, "results.md"), "w") as f:
+        f.write(header + table + "\n")
+    metrics = {
+        "recipe": "regularization_ablation",
+        "backend": config.backend,
+        "device": device_description(),
+        "wall_time_s": wall,
+        "split_sizes": {"train": counts[0], "validation": counts[1], "test": counts[2]},
+        "variants": results,
+    }
+    save_json(os.path.join(run_dir, "metrics.json"), metrics)
+    print("\n" + table)
+    print(f"\nRun folder: {run_dir} (results.md, metrics.json, curves.png, all.keras, "
+          "tensorboard/)")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""recipes/regularization_ablation.py --smoke: outputs and the controlled comparison."""
+
+import numpy as np
+
+from tests.recipes.smoke_run import assert_png, assert_summary, assert_tensorboard
+
+
+def test_smoke_outputs_same_start_and_penalty(recipe_smoke_runs, keras_backend):
+    run = recipe_smoke_runs("regularization_ablation")
+    config, variants = run.config, run.metrics["variants"]
+    assert list(variants) == list(config["variants"]) == ["none", "all"]
+    rows = run.table_rows()
+    for name, v in variants.items():
+        for key in ("train_accuracy", "val_accuracy", "test_accuracy", "gap"):
+            assert_summary(v[key])
+        r = v["runs"][0]
+        assert all(0.0 <= r[k] <= 1.0 for k in ("train_accuracy", "val_accuracy",
+                                                 "test_accuracy"))
+        np.testing.assert_allclose(r["gap"], r["train_accuracy"] - r["test_accuracy"])
+        # The table shows the same numbers, in percent.
+        assert rows[name][3].startswith(f"{100 * r['test_accuracy']:.1f} ")
+        assert len(r["epoch_val_accuracy"]) == config["epochs"]
+    # Every variant starts from the same conv/dense weights (copied by layer name).
+    assert variants["none"]["runs"][0]["initial_weights"] == \
+        variants["all"]["runs"][0]["initial_weights"]
+    # L2 goes on the kernels of the four shared layers, never on biases or batch norm.
+    penalized = variants["all"]["runs"][0]["penalized_weights"]
+    assert sorted(p.split("/")[-2] for p in penalized) == ["conv1", "conv2", "dense1", "logits"]
+    assert all(p.endswith("/kernel") for p in penalized)
+    assert variants["none"]["runs"][0]["penalized_weights"] == []
+    # Batch norm and dropout add no weights to copy; "all" has BN's extra parameters.
+    assert variants["all"]["runs"][0]["parameters"] > variants["none"]["runs"][0]["parameters"]
+    assert_png(run.run_dir / "curves.png")
+    assert (run.run_dir / "all.keras").stat().st_size > 0
+    tb = run.run_dir / "tensorboard" / "all" / "seed0"
+    assert_tensorboard(tb / "train", ("epoch_loss", "epoch_accuracy"), config["epochs"])
