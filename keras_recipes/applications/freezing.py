@@ -271,7 +271,7 @@ def unfreeze(
     >>> freeze(net)
     >>> [l.name for l in unfreeze(net, layers="block2_*")]
     ['block2_dense']
-    >>> [w.path for w in net.trainable_weights]
+    >>> [w.path.split("/")[-2] + "/" + w.name for w in net.trainable_weights]
     ['block2_dense/kernel', 'block2_dense/bias']
 
     Args:

@@ -38,7 +38,7 @@ class ImageNetPreprocessing(keras.layers.Layer):
     >>> import numpy as np
     >>> layer = ImageNetPreprocessing("caffe")
     >>> x = np.array([[[[255.0, 128.0, 0.0]]]], "float32")  # one RGB pixel
-    >>> np.round(np.asarray(layer(x)), 3).ravel().tolist()  # BGR minus the means
+    >>> [round(float(v), 3) for v in np.asarray(layer(x)).ravel()]  # BGR minus the means
     [-103.939, 11.221, 131.32]
 
     Args:
