@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 
 import keras
@@ -14,6 +15,10 @@ from keras_recipes.distribute.distribute_context import DistributeContext, check
 __all__ = ["DataParallelContext"]
 
 
+def _is_tf_dataset(data) -> bool:
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
 class DataParallelContext(DistributeContext):
     """Data-parallel training with ``keras.distribution.DataParallel`` (JAX backend).
 
@@ -22,6 +27,12 @@ class DataParallelContext(DistributeContext):
     batch, so the loss, its gradient and batch-norm statistics are those of
     the global batch (batch norm is synchronized across devices, unlike
     ``tf.distribute`` and torch DDP).
+
+    Each global batch must split evenly over the devices: array data are
+    checked (a ``ValueError`` names a batch size that works); a ``tf.data``
+    pipeline's batches are cut to a multiple of the device count (only a last
+    partial batch loses its extra rows, with a warning), so recipes that batch
+    without ``drop_remainder`` still run.
 
     Several hosts: start one process per host with ``num_processes`` and
     ``process_id`` (or the ``KERAS_DISTRIBUTION_*`` environment variables);
@@ -89,8 +100,56 @@ class DataParallelContext(DistributeContext):
     def scope(self) -> contextlib.AbstractContextManager:
         return self.distribution.scope()
 
+    def _divisible(self, data, argument: str):
+        """A ``tf.data`` pipeline whose batch sizes are multiples of the device count.
+
+        A batch is sharded along its first axis, so its size must be a multiple
+        of the device count; only a last partial batch can break that. Its
+        extra rows (fewer than the device count) are skipped; a batch smaller
+        than the device count has its rows repeated up to it instead (exact
+        for 2 devices). A warning says so; other data pass unchanged.
+        """
+        if self.num_replicas == 1 or not _is_tf_dataset(data):
+            return data
+        import tensorflow as tf
+
+        replicas = self.num_replicas
+        warnings.warn(
+            f"DataParallel over {replicas} devices: a batch of `{argument}` whose size is not "
+            f"a multiple of {replicas} (a last partial batch) loses its extra rows (a batch "
+            f"smaller than {replicas} repeats its rows). Use a batch size that is a multiple "
+            "of the device count and `drop_remainder=True` to train on exactly the same rows "
+            "as one device.",
+            stacklevel=3,
+        )
+
+        def divisible(*element):
+            element = element if len(element) > 1 else element[0]
+            n = tf.shape(tf.nest.flatten(element)[0])[0]
+            keep = n // replicas * replicas
+            index = tf.cond(keep > 0, lambda: tf.range(keep),
+                            lambda: tf.range(replicas) % n)
+            return tf.nest.map_structure(lambda t: tf.gather(t, index), element)
+
+        return data.map(divisible)
+
+    def _check_placed(self, model) -> None:
+        """Raises unless the model's variables live on this context's devices."""
+        mesh = {d.id for d in self.distribution.device_mesh.backend_mesh.devices.flat}
+        for variable in model.variables:
+            sharding = getattr(variable.value, "sharding", None)
+            if sharding is not None and {d.id for d in sharding.device_set} != mesh:
+                raise ValueError(
+                    f"Invalid value for argument `model`. Expected a model created inside "
+                    f"`context.scope()`, with its variables on the {self.num_replicas} devices "
+                    f"of the mesh. Received: variable {variable.path!r} on devices "
+                    f"{sorted(d.id for d in sharding.device_set)}."
+                )
+
     def _fit(self, model, x, y, **kwargs):
+        self._check_placed(model)
         check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
+        x = self._divisible(x, "x")
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and validation:
             check_even_split(
@@ -99,7 +158,14 @@ class DataParallelContext(DistributeContext):
                 self.num_replicas,
                 argument="validation_data",
             )
+        elif validation is not None:
+            kwargs["validation_data"] = self._divisible(validation, "validation_data")
         return model.fit(x, y, **kwargs)
+
+    def _evaluate(self, model, x, y, **kwargs):
+        self._check_placed(model)
+        check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
+        return model.evaluate(self._divisible(x, "x"), y, return_dict=True, **kwargs)
 
     def replica_values(self, variable) -> Iterator[np.ndarray]:
         value = variable.value

@@ -67,3 +67,18 @@ def test_augmented_model_on_two_devices_equals_one_device(report):
     # One SPMD program over the global batch: MixUp, dropout and batch-norm
     # statistics are those of the global batch, as on one device.
     assert report["augmented"]["weights_vs_one_device"] < 1e-5
+
+
+def test_tf_data_last_partial_batch_is_made_divisible(report):
+    # 13 rows in batches of 4: the last batch of 1 row cannot be sharded over 2
+    # devices (Keras raises IndivisibleError); it is repeated to 2 rows, which
+    # keeps its mean loss, so training equals one device's.
+    partial = report["partial_batch"]
+    assert partial["warned"]
+    assert partial["weights_vs_one_device"] < 1e-5
+
+
+def test_model_created_outside_the_scope_is_refused_clearly(report):
+    # Keras fails inside the jitted step ("incompatible devices"); the engine
+    # says where the model must be created.
+    assert "created inside `context.scope()`" in report["outside_scope"]["error"]
