@@ -156,6 +156,9 @@ class DistributeContext:
         """Context in which models, optimizers and their variables are created."""
         return contextlib.nullcontext()
 
+    def shutdown(self) -> None:
+        """Releases what the engine holds (torch: leaves the process group)."""
+
     def _fit_scope(self) -> contextlib.AbstractContextManager:
         """Context in which ``fit`` and ``evaluate`` run."""
         return self.scope()
