@@ -17,7 +17,9 @@ Where the copy goes depends on the backend (the one dispatch table below):
 - ``tensorflow``: the step is a ``tf.function`` (XLA or not); the wrapper adds
   a ``tf.cond`` that assigns the gradients to non-trainable ``tf.Variable``
   accumulators created outside the function (not tracked by the model or the
-  optimizer). Not supported under a multi-replica ``tf.distribute`` strategy.
+  optimizer). Under a multi-replica ``tf.distribute`` strategy each replica's
+  ``apply`` receives its own partial, not yet all-reduced, gradients, so
+  capturing raises a ``ValueError`` there (a probe batch works).
 - ``jax``: the step is pure (``stateless_apply``); variables outside its state
   cannot be written from inside it. The wrapper adds a ``jax.lax.cond`` whose
   true branch hands the gradients to the host with ``jax.debug.callback``;
@@ -145,6 +147,18 @@ class _TensorFlowCapture(_Capture):
         import tensorflow as tf
 
         self._tf = tf
+        value = getattr(self.target.iterations, "value", None)
+        strategy = getattr(value, "distribute_strategy", None)
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            # Each replica's optimizer.apply receives its own (not yet all-reduced)
+            # gradients: a copy would hold one replica's partial gradients.
+            raise ValueError(
+                "Capturing gradients from the training steps is not supported under a "
+                f"multi-replica tf.distribute strategy ({type(strategy).__name__}, "
+                f"{strategy.num_replicas_in_sync} replicas): the optimizer receives each "
+                "replica's partial gradients. Use a probe batch instead (GradientHistogram("
+                "..., data=(x, y)))."
+            )
         with tf.init_scope():
             self._accumulators = {
                 id(v): tf.Variable(

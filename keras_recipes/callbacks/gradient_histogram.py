@@ -131,7 +131,9 @@ class GradientHistogram(keras.callbacks.Callback):
       ``keras_recipes.backend.gradient_capture``). ``every="epoch"`` captures
       the last step of each epoch (needs a known number of steps per epoch;
       when unknown, capture starts once the first epoch has counted them),
-      ``every=N`` every N-th training step.
+      ``every=N`` every N-th training step. Not available under a
+      multi-replica ``tf.distribute`` strategy (each replica's optimizer sees
+      only its partial gradients; a ``ValueError`` says so): use `data` there.
     - ``data=(x, y)`` / ``(x, y, sample_weight)`` or a dataset (its first batch
       is kept): gradients of the loss on that fixed **probe batch** (the
       course uses 100 held-out samples), computed after the epoch
@@ -192,7 +194,10 @@ class GradientHistogram(keras.callbacks.Callback):
         verbose: 0 silent, 1 print alerts.
 
     Raises:
-        ValueError: for an invalid argument (at construction).
+        ValueError: for an invalid argument (at construction); at
+            ``on_train_begin``, for a `data` whose batches are not ``(x, y)``
+            or ``(x, y, sample_weight)``, and for capturing (``data=None``)
+            under a multi-replica ``tf.distribute`` strategy.
 
     References:
         - Glorot & Bengio, "Understanding the difficulty of training deep
@@ -387,7 +392,6 @@ class GradientHistogram(keras.callbacks.Callback):
         self.logged_steps = []
         self._alerted: set[str] = set()
         self._resolve_probe()
-        self._writer = EventWriter(self.train_dir)
         self._g0 = self._iterations(model.optimizer)
         self._global_step = self._g0
         self._epoch_start = self._g0
@@ -415,6 +419,7 @@ class GradientHistogram(keras.callbacks.Callback):
                 self._period = self.every
             if self._period:
                 self._install_capture(self._period)
+        self._writer = EventWriter(self.train_dir)  # last: nothing above leaves it open
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._global_step

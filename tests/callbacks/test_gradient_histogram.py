@@ -139,6 +139,21 @@ def test_every_n_with_probe_data_logs_at_training_steps(tmp_path):
     assert not any(t.endswith("bias") for t in read_scalars(tmp_path / "train"))
 
 
+def test_unknown_steps_per_epoch_captures_from_the_second_epoch(tmp_path):
+    import tensorflow as tf  # a dataset of unknown cardinality (Keras takes it on every backend)
+
+    x = np.random.default_rng(6).normal(size=(12, 5)).astype("float32")
+    y = np.zeros(12, "int32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).filter(lambda a, b: True)
+    model = _mlp()
+    model.compile(optimizer="sgd",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = GradientHistogram(tmp_path, verbose=0, histograms=False)
+    with pytest.warns(RuntimeWarning, match="captured from the second epoch on"):
+        model.fit(data, epochs=3, verbose=0, shuffle=False, callbacks=[callback])
+    assert callback.logged_steps == [1, 2]  # epochs 1 and 2 (their last step)
+
+
 # ------------------------------------------------------------ no side effects
 def _bn_dropout_run(callback_factory, tmp_path):
     keras.utils.set_random_seed(7)
@@ -333,6 +348,38 @@ def test_works_with_tensorflow_not_importable(tmp_path):
         print("OK")
     """)
     env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow",
+                    reason="tf.distribute strategies exist only on the TensorFlow backend")
+def test_capture_refuses_a_multi_replica_tf_strategy(tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras, numpy as np
+        from keras_recipes.callbacks import GradientHistogram
+        with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+            model.compile(optimizer="sgd", loss="mse")
+        x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
+        try:
+            model.fit(x, y, batch_size=4, verbose=0,
+                      callbacks=[GradientHistogram({str(tmp_path)!r})])
+        except ValueError as e:
+            assert "multi-replica tf.distribute" in str(e) and "data=(x, y)" in str(e), e
+        else:
+            raise AssertionError("no error")
+        probe = GradientHistogram({str(tmp_path)!r}, data=(x, y), verbose=0)  # works
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[probe])
+        assert probe.logged_steps == [0]
+        print("OK")
+    """)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
