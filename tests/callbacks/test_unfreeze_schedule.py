@@ -402,6 +402,21 @@ def test_verbose_line(capsys):
     assert "new SGD optimizer, learning_rate=0.01." in out
 
 
+def test_a_learning_rate_schedule_restarts_with_the_new_optimizer():
+    model = tiny_transfer_model()
+    _compile(model, keras.optimizers.Adam(1e-3, global_clipnorm=2.0))
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-4, decay_steps=10, decay_rate=0.5)
+    schedule = UnfreezeSchedule(schedule={3: "all"}, learning_rate=decay, verbose=0)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    schedule.on_epoch_begin(3)
+    new = model.optimizer
+    assert isinstance(new, keras.optimizers.Adam) and new.global_clipnorm == 2.0
+    assert isinstance(new._learning_rate, keras.optimizers.schedules.ExponentialDecay)
+    assert float(_np(new.learning_rate)) == pytest.approx(1e-4)  # step 0 of the schedule
+    assert schedule.events[0]["learning_rate"] == "ExponentialDecay"
+
+
 def test_config_round_trip_and_state_json():
     lr = keras.optimizers.schedules.ExponentialDecay(0.01, 10, 0.5)
     schedule = UnfreezeSchedule(
