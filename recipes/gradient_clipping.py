@@ -294,7 +294,6 @@ def main(argv=None) -> dict:
     start = time.time()
     runs: dict[str, list[dict]] = {v: [] for v in config.variants}
     for seed in config.seeds:
-        keras.utils.set_random_seed(seed)
         initial = build_model(seed, data[0][0].shape[1], n_classes, config).get_weights()
         for variant in config.variants:
             runs[variant].append(

@@ -195,6 +195,11 @@ def uses(variant: str, technique: str) -> bool:
     return variant == technique or (variant == "all" and technique != "none")
 
 
+def glorot(seed: int, index: int):
+    """Keras's default kernel initializer, seeded explicitly (no global random state)."""
+    return keras.initializers.GlorotUniform(seed=1000 * seed + index)
+
+
 def build_cnn(variant: str, shape, k: int, config: Config, seed: int) -> keras.Model:
     bn = uses(variant, "batchnorm")
     drop = uses(variant, "dropout")
@@ -204,7 +209,8 @@ def build_cnn(variant: str, shape, k: int, config: Config, seed: int) -> keras.M
     if uses(variant, "augment"):
         h = keras.layers.GaussianNoise(config.noise, seed=seed + 4)(h)
     for i, filters in enumerate((32, 64)):
-        h = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i + 1}")(h)
+        h = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i + 1}",
+                                kernel_initializer=glorot(seed, i))(h)
         if bn:
             h = keras.layers.BatchNormalization(name=f"bn{i + 1}")(h)
         h = keras.layers.ReLU()(h)
@@ -212,13 +218,13 @@ def build_cnn(variant: str, shape, k: int, config: Config, seed: int) -> keras.M
         if drop:
             h = keras.layers.Dropout(0.25, seed=seed + 10 + i)(h)
     h = keras.layers.Flatten()(h)
-    h = keras.layers.Dense(128, name="dense1")(h)
+    h = keras.layers.Dense(128, name="dense1", kernel_initializer=glorot(seed, 2))(h)
     if bn:
         h = keras.layers.BatchNormalization(name="bn3")(h)
     h = keras.layers.ReLU()(h)
     if drop:
         h = keras.layers.Dropout(config.dropout, seed=seed + 20)(h)
-    outputs = keras.layers.Dense(k, name="logits")(h)
+    outputs = keras.layers.Dense(k, name="logits", kernel_initializer=glorot(seed, 3))(h)
     return keras.Model(inputs, outputs, name=f"cnn_{variant}")
 
 
@@ -235,7 +241,6 @@ def mixer(variant: str, config: Config, seed: int):
 
 def run_variant(variant, seed, initial, data, k, config, run_dir):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
-    keras.utils.set_random_seed(seed)
     cnn = build_cnn(variant, x_train.shape[1:], k, config, seed)
     for name in SHARED_LAYERS:
         cnn.get_layer(name).set_weights(initial[name])
@@ -315,7 +320,6 @@ def main(argv=None) -> dict:
     start = time.time()
     runs: dict[str, list[dict]] = {v: [] for v in config.variants}
     for seed in config.seeds:
-        keras.utils.set_random_seed(seed)
         reference = build_cnn("none", data[0][0].shape[1:], k, config, seed)
         initial = {name: reference.get_layer(name).get_weights() for name in SHARED_LAYERS}
         for variant in config.variants:

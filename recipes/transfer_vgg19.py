@@ -1109,7 +1109,10 @@ def _make_checkpoint_class():
             _savez(tmp / "optimizer.npz", [v.value for v in self.model.optimizer.variables])
             prev = _latest_checkpoint(self.dir)
             if self._best_arrays is not None:
-                if not best_changed and prev is not None and (prev / "best.npz").is_file():
+                # Hard links, not copies: the best weights are this epoch's or an earlier one's.
+                if best_changed:
+                    os.link(tmp / "model.npz", tmp / "best.npz")
+                elif prev is not None and (prev / "best.npz").is_file():
                     os.link(prev / "best.npz", tmp / "best.npz")
                 else:
                     _savez(tmp / "best.npz", self._best_arrays)

@@ -209,7 +209,6 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     probe = (x_val[: config.probe_size], y_val[: config.probe_size])
     name = f"{activation}-{init}"
-    keras.utils.set_random_seed(seed)
     model = build_model(activation, init, seed, x_train.shape[1], n_classes, config)
     lsuv_report = None
     if init == "lsuv":

@@ -149,15 +149,18 @@ class _TensorFlowCapture(_Capture):
         self._tf = tf
         value = getattr(self.target.iterations, "value", None)
         strategy = getattr(value, "distribute_strategy", None)
-        if strategy is not None and strategy.num_replicas_in_sync > 1:
+        if (strategy is not None and strategy.num_replicas_in_sync > 1
+                and not getattr(self.target, "sums_replica_gradients_first", False)):
             # Each replica's optimizer.apply receives its own (not yet all-reduced)
-            # gradients: a copy would hold one replica's partial gradients.
+            # gradients: a copy would hold one replica's partial gradients. (Training
+            # through keras_recipes.distribute sums them before `apply` sees them.)
             raise ValueError(
                 "Capturing gradients from the training steps is not supported under a "
                 f"multi-replica tf.distribute strategy ({type(strategy).__name__}, "
                 f"{strategy.num_replicas_in_sync} replicas): the optimizer receives each "
                 "replica's partial gradients. Use a probe batch instead (GradientHistogram("
-                "..., data=(x, y)))."
+                "..., data=(x, y))), or train with keras_recipes.distribute "
+                "(`setup('mirrored').fit(...)`), which sums them first."
             )
         with tf.init_scope():
             self._accumulators = {

@@ -425,6 +425,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._epoch_start = self._global_step
 
     def on_train_batch_begin(self, batch, logs=None):
+        swapped = False
         if self._capture is None:
             if self._period and self.data is None:
                 self._install_capture(self._period)  # model was not built at train begin
@@ -433,6 +434,17 @@ class GradientHistogram(keras.callbacks.Callback):
             # wrap the new one and retrace, so newly trainable weights are captured.
             self._remove_capture()
             self._install_capture(self._period)
+            swapped = True
+        if batch == 0 or swapped:
+            self._snapshot_new_trainables()
+
+    def _snapshot_new_trainables(self) -> None:
+        """Weights made trainable since the last look get their update-ratio reference."""
+        missing = [v for v in self._model.trainable_weights if id(v) not in self._previous]
+        if missing:
+            _ = self.model  # syncs the jax state before values are read
+            for v in missing:
+                self._previous[id(v)] = np.array(keras.ops.convert_to_numpy(v.value))
 
     def on_train_batch_end(self, batch, logs=None):
         previous = self._global_step

@@ -80,6 +80,8 @@ def sum_gradients_first(optimizer) -> bool:
     apply._keras_recipes_sums = True
     object.__setattr__(target, "apply", apply)
     object.__setattr__(target, "_all_reduce_sum_gradients", lambda pairs: list(pairs))
+    # Read by keras_recipes.backend.gradient_capture: capturing is then correct.
+    object.__setattr__(target, "sums_replica_gradients_first", True)
     return True
 
 
@@ -91,13 +93,18 @@ class _SumGradientsFirst(keras.callbacks.Callback):
     from ``GradientHistogram``) before the train function is traced again.
     """
 
-    def on_train_begin(self, logs=None):
-        if sum_gradients_first(self.model.optimizer):
+    def _ensure(self) -> None:
+        if self.model.optimizer is not None and sum_gradients_first(self.model.optimizer):
             self.model.make_train_function(force=True)
 
+    def on_train_begin(self, logs=None):
+        self._ensure()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._ensure()  # a new optimizer from an earlier callback, before others wrap it
+
     def on_train_batch_begin(self, batch, logs=None):
-        if sum_gradients_first(self.model.optimizer):
-            self.model.make_train_function(force=True)
+        self._ensure()
 
 
 class StrategyContext(DistributeContext):
@@ -300,6 +307,8 @@ class StrategyContext(DistributeContext):
         check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
         self._build_from_spec(model, x, y, kwargs.get("sample_weight"))
         self._offset_seed_states(model)
+        if model.optimizer is not None:
+            sum_gradients_first(model.optimizer)  # before callbacks look at it
         return model.fit(x, y, callbacks=[*callbacks, _SumGradientsFirst()], **kwargs)
 
     def _evaluate(self, model, x, y, **kwargs):

@@ -227,9 +227,6 @@ class BaseMixingLayer(keras.layers.Layer):
             out = (spec(x, x_dtype), out_y, None if masks is None else spec(masks))
         return self._pack(out, as_dict, images)
 
-    def compute_output_shape(self, images_shape, labels_shape=None):
-        return images_shape if labels_shape is None else (images_shape, labels_shape)
-
     # ------------------------------------------------------- input handling
     @staticmethod
     def _parse(images, labels):

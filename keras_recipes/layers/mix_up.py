@@ -18,7 +18,8 @@ class MixUp(BaseMixingLayer):
     ``λ_i·x_i + (1 - λ_i)·x_p(i)``, ``λ_i ~ Beta(α, α)``; its labels become
     ``λ_i·y_i + (1 - λ_i)·y_p(i)``. One draw (λ, partner) drives the images,
     every label tensor and float segmentation masks, so every output pixel
-    equals ``Σ_k y_out[i, k]·x_k`` exactly (for distinct one-hot labels).
+    equals ``Σ_k y_out[i, k]·x_k`` (for distinct one-hot labels; up to float
+    rounding).
 
     - ``mode="elem"`` draws λ per sample (as the course does); ``mode="batch"``
       one λ per batch (as the paper does).

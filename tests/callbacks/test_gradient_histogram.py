@@ -305,11 +305,15 @@ def test_weights_unfrozen_mid_fit_are_picked_up(tmp_path, data):
     model.fit(x, y, batch_size=8, epochs=2, verbose=0,
               callbacks=[callback, _UnfreezeAt(1, backbone)])
     assert not np.array_equal(_np(fc_kernel), before)  # it did train after unfreezing
-    by_step = _tags_by_step(read_scalars(tmp_path / "train"), "gradient_norm/")
+    scalars = read_scalars(tmp_path / "train")
+    by_step = _tags_by_step(scalars, "gradient_norm/")
     assert by_step[0] == {"global", "head/kernel", "head/bias"}
     assert by_step[1] == {
         "global", "head/kernel", "head/bias", "backbone/fc/kernel", "backbone/fc/bias"
     }
+    ratios = _tags_by_step(scalars, "update_ratio/")  # measured from the unfreezing on
+    assert ratios[1] == by_step[1] - {"global"}
+    assert dict(scalars["update_ratio/backbone/fc/kernel"])[1] > 0
 
 
 # ------------------------------------------------------------ TensorFlow-free

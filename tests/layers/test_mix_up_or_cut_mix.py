@@ -6,7 +6,7 @@ import pytest
 
 from keras_recipes.layers import MixUpOrCutMix
 from tests.contract import run_layer_test
-from tests.layers.mixing_reference import labelled_images, partner_of, to_np
+from tests.layers.mixing_reference import ks_distance, labelled_images, partner_of, to_np
 
 
 def _kinds(x_in, x_out, y_out):
@@ -39,25 +39,32 @@ def test_layer_contract(tmp_path):
     )
 
 
-def _draws(layer, calls):
+def _draws(layer, calls, with_labels=False):
     """Kinds of `calls` x 7 samples (the shape of the other mixing tests: one compile)."""
     x, y = labelled_images(7, 5, 6)
-    kinds = []
+    kinds, labels = [], []
     for _ in range(calls):
         x_out, y_out = (to_np(t) for t in layer(x, y))
         np.testing.assert_allclose(y_out.sum(axis=1), 1.0, atol=1e-6)
         kinds.append(_kinds(x, x_out, y_out))
-    return np.array(kinds)
+        labels.append(y_out)
+    return (np.array(kinds), np.array(labels)) if with_labels else np.array(kinds)
 
 
-def test_switch_and_prob_frequencies_and_exact_labels():
-    layer = MixUpOrCutMix(mixup_alpha=1.0, cutmix_alpha=1.0, switch_prob=0.3, prob=0.8,
+def test_switch_and_prob_frequencies_and_each_kind_its_own_alpha():
+    layer = MixUpOrCutMix(mixup_alpha=8.0, cutmix_alpha=1.0, switch_prob=0.3, prob=0.8,
                           seed=3)
-    kinds = _draws(layer, 60).ravel()  # 420 samples
+    kinds, labels = _draws(layer, 60, with_labels=True)  # 420 samples
+    kinds, labels = kinds.ravel(), labels.reshape(-1, 7)
     # A sample mixed with itself (a fixed point of the permutation, 1/7) looks unmixed.
     mixed = np.mean(kinds != "same")
     assert abs(mixed - 0.8 * 6 / 7) < 0.07, mixed
     assert abs(np.mean(kinds[kinds != "same"] == "cut") - 0.3) < 0.08
+    # MixUp samples draw λ ~ Beta(8, 8) (CutMix's α = 1 would be flat).
+    own = labels[np.arange(len(labels)), np.tile(np.arange(7), 60)]
+    lam = own[kinds == "mix"]
+    ref = np.random.default_rng(0).beta(8.0, 8.0, 20000)
+    assert lam.size > 150 and ks_distance(lam, ref) < 0.15
 
 
 @pytest.mark.parametrize("switch_prob, kind", [(0.0, "mix"), (1.0, "cut")])
