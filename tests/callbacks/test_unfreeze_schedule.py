@@ -220,9 +220,19 @@ def test_keep_optimizer_state_copies_the_head_momentum():
     assert int(_np(model.optimizer.iterations)) == 0
 
 
-def test_mixed_precision_loss_scale_optimizer_gets_the_new_rate_and_keeps_its_state():
+@pytest.fixture
+def mixed_float16():
+    # Reset here: tests/conftest.py's autouse fixture is shadowed by its own
+    # parametrization of `keras_backend`, so its policy reset does not run.
+    keras.config.set_dtype_policy("mixed_float16")
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def test_mixed_precision_loss_scale_optimizer_gets_the_new_rate_and_keeps_its_state(
+    mixed_float16,
+):
     """Regression: copying slots used to copy the inner optimizer's old learning rate back."""
-    keras.config.set_dtype_policy("mixed_float16")  # reset to float32 by conftest
     model = tiny_transfer_model()
     _compile(model, keras.optimizers.SGD(0.05, momentum=0.9))
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
