@@ -121,10 +121,11 @@ class StrategyContext(DistributeContext):
     optimizer applies them, so every replica applies the same update. What
     this context adds:
 
-    - A callback that creates a new optimizer mid-training must create it in
-      ``scope_for(model)`` (the strategy's scope), as ``UnfreezeSchedule``
-      does: created outside it, its variables are not mirrored and the
-      replicas silently drift apart (measured with Keras 3.15).
+    - ``fit`` runs outside the strategy's scope, as Keras 3's own ``fit``
+      does. A callback that creates a new optimizer mid-training must create
+      it in ``scope_for(model)`` (the strategy's scope), as
+      ``UnfreezeSchedule`` does: created outside it, its variables are not
+      mirrored and the replicas silently drift apart (measured, Keras 3.15).
     - Keras 3 creates batch-norm moving statistics with ``aggregation="none"``,
       so each replica keeps its own (measured: they differ after one epoch).
       They are averaged across replicas before each validation and at each
@@ -141,6 +142,11 @@ class StrategyContext(DistributeContext):
       strategy Keras builds it from the replicas' batches averaged with
       ``MEAN``, which turns integer labels into floats (``AugmentedModel``'s
       loss then fails to build).
+
+    ``max_replica_difference`` compares the replicas of this process (all of
+    them for ``"mirrored"``; this worker's devices for ``"multi_worker"``).
+    Not tested here: GPUs, NCCL, ``"multi_worker"`` (tests use 2 logical CPU
+    devices and ``"mirrored"``).
 
     Example:
 
