@@ -6,6 +6,10 @@ command line by :func:`parse_config`, printed once, saved to ``config.json`` in
 a fresh run folder from :func:`make_run_dir`; results are written with
 :func:`save_json` (strict JSON: non-finite numbers become ``null``) and
 summarized over seeds with :func:`mean_sd` and :func:`markdown_table`.
+:class:`RecipeConfig` holds the settings every recipe shares (backend, threads,
+data, seeds, output folder, ``--smoke``); :func:`start_run` and
+:func:`finish_run` are a recipe's first and last steps (command line, data,
+run folder; results table, metrics, the closing message).
 
 The Keras backend must be chosen before Keras is imported, and importing this
 package imports Keras, so each recipe sets ``KERAS_BACKEND`` from ``--backend``
@@ -31,6 +35,8 @@ import numpy as np
 
 __all__ = [
     "BACKENDS",
+    "RecipeConfig",
+    "finish_run",
     "fingerprint",
     "format_mean_sd",
     "make_run_dir",
@@ -39,8 +45,10 @@ __all__ = [
     "option",
     "parse_config",
     "print_config",
+    "pyplot",
     "save_json",
     "seeded_batches",
+    "start_run",
     "summarize",
     "tensorboard_scalars",
     "to_jsonable",
@@ -470,3 +478,163 @@ def fingerprint(weights: Iterable[Any]) -> str:
         digest.update(str(arr.shape).encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()[:16]
+
+
+def _running_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+@dataclasses.dataclass
+class RecipeConfig:
+    """The settings every recipe shares; a recipe's defaults dataclass extends it.
+
+    A recipe redefines a field to change its default or help text (for
+    example ``seeds`` or ``data``); the field keeps its place in ``--help``.
+
+    Example:
+
+    >>> @dataclasses.dataclass
+    ... class Defaults(RecipeConfig):
+    ...     epochs: int = option(20, "training epochs")
+    >>> config = parse_config(Defaults, ["--seeds", "5", "--epochs", "3"], verbose=False)
+    >>> config.seeds, config.epochs, config.data, config.out, config.smoke
+    ((5,), 3, 'digits', 'runs', False)
+
+    Args:
+        backend: the Keras backend (default: the one Keras runs on); set
+            before Keras is imported (``recipes/_bootstrap.py``).
+        threads: CPU threads of the backend (0: its default).
+        data: ``"digits"`` (bundled, offline) or a folder of class sub-folders.
+        seeds: the seeds; results are given as mean ± sd over them.
+        out: the parent folder of the run folder.
+        smoke: a tiny run for the tests (the recipe's smoke overrides apply).
+    """
+
+    backend: str = dataclasses.field(
+        default_factory=_running_backend,
+        metadata={"help": "Keras backend: torch, tensorflow or jax"},
+    )
+    threads: int = option(0, "CPU threads of the backend (0: its default)")
+    data: str = option("digits", "'digits' (bundled, offline) or a folder of class sub-folders")
+    seeds: tuple = option((0, 1, 2), "seeds (mean ± sd over them)")
+    out: str = option("runs", "parent folder of the run folder")
+    smoke: bool = option(False, "tiny run for tests (overrides fields not given)")
+
+
+def start_run(
+    defaults: Any,
+    load_data: Any,
+    argv: Sequence[str] | None = None,
+    *,
+    name: str,
+    description: str | None = None,
+    smoke: Mapping[str, Any] | None = None,
+    verbose: bool = True,
+) -> tuple[Any, Any, Path]:
+    """A recipe's first steps: configuration, CPU threads, data, then the run folder.
+
+    The data is loaded before the folder is created, so a bad ``--data``
+    leaves nothing half-written behind.
+
+    Example:
+
+    >>> import tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> config, data, run_dir = start_run(
+    ...     RecipeConfig, lambda c: [1, 2], ["--out", root], name="demo", verbose=False)
+    >>> saved = json.loads((run_dir / "config.json").read_text())
+    >>> data, run_dir.name.startswith("demo-"), saved["out"] == root
+    ([1, 2], True, True)
+
+    Args:
+        defaults: the recipe's defaults dataclass (a :class:`RecipeConfig`
+            subclass, or any dataclass with ``data`` and ``out`` fields).
+        load_data: ``config -> data``; raises ``OSError`` or ``ValueError``
+            when the data cannot be read.
+        argv: the arguments (default ``sys.argv[1:]``).
+        name: the recipe's name (prefix of the run folder).
+        description: the ``--help`` header (the recipe's docstring).
+        smoke: the overrides of ``--smoke`` (see :func:`parse_config`).
+        verbose: print the resolved configuration once.
+
+    Returns:
+        ``(config, data, run_dir)``; ``run_dir`` holds ``config.json``.
+
+    Raises:
+        SystemExit: with a one-line ``"error: cannot load --data ..."``
+            message when `load_data` fails, or argparse's exit status 2 for a
+            bad command line.
+    """
+    config = parse_config(defaults, argv, description=description, smoke=smoke, verbose=verbose)
+    if getattr(config, "threads", 0):
+        from keras_recipes.backend import set_num_threads
+
+        set_num_threads(config.threads)
+    try:
+        data = load_data(config)
+    except (OSError, ValueError) as e:  # a missing or empty folder, a failed download
+        sys.exit(f"error: cannot load --data {config.data!r}: {e}")
+    run_dir = make_run_dir(config.out, name)
+    save_json(run_dir / "config.json", dataclasses.asdict(config))
+    return config, data, run_dir
+
+
+def finish_run(
+    run_dir: str | os.PathLike,
+    *,
+    title: str,
+    summary: str,
+    table: str,
+    metrics: Mapping[str, Any],
+    outputs: Sequence[str] = (),
+) -> None:
+    """A recipe's last steps: ``results.md``, ``metrics.json``, the table and the folder printed.
+
+    Example:
+
+    >>> import tempfile
+    >>> run_dir = Path(tempfile.mkdtemp())
+    >>> finish_run(run_dir, title="Demo", summary="backend x.", table="| a |\\n|---|",
+    ...            metrics={"acc": np.float32(0.5)}, outputs=["curves.png"])  # doctest: +ELLIPSIS
+    <BLANKLINE>
+    | a |
+    |---|
+    <BLANKLINE>
+    Run folder: ... (results.md, metrics.json, curves.png)
+    >>> (run_dir / "results.md").read_text().splitlines()[:3]
+    ['# Demo', '', 'backend x.']
+    >>> json.loads((run_dir / "metrics.json").read_text())
+    {'acc': 0.5}
+
+    Args:
+        run_dir: the run folder from :func:`start_run`.
+        title: the heading of ``results.md``.
+        summary: the paragraph(s) above the table (backend, device, settings, times).
+        table: the Markdown table (:func:`markdown_table`).
+        metrics: everything measured, saved as strict JSON (:func:`save_json`).
+        outputs: the other files of the run folder, named in the closing line.
+    """
+    run_dir = Path(run_dir)
+    (run_dir / "results.md").write_text(f"# {title}\n\n{summary.strip()}\n\n{table}\n")
+    save_json(run_dir / "metrics.json", metrics)
+    print("\n" + table)
+    files = ", ".join(["results.md", "metrics.json", *outputs])
+    print(f"\nRun folder: {run_dir} ({files})")
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (no display needed), imported on use.
+
+    Example:
+
+    >>> pyplot().get_backend().lower()
+    'agg'
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

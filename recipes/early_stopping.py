@@ -42,33 +42,13 @@ patience 10, overfit patience 3, seeds 0-4; 270 test digits):
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
+if __name__ == "__main__":  # the backend is chosen before Keras is imported
+    from _bootstrap import choose_backend
 
-def _prepare(argv: list[str]) -> None:
-    """Sets KERAS_BACKEND from --backend (else $KERAS_BACKEND, else torch) before Keras loads.
-
-    Also lets ``python recipes/<name>.py`` run from a clone that was not pip-installed.
-    """
-    backend = os.environ.get("KERAS_BACKEND", "torch")
-    for i, arg in enumerate(argv):
-        if arg == "--backend" and i + 1 < len(argv):
-            backend = argv[i + 1]
-        elif arg.startswith("--backend="):
-            backend = arg.split("=", 1)[1]
-    if backend not in ("torch", "tensorflow", "jax"):
-        sys.exit(f"error: --backend must be one of torch, tensorflow, jax. Received: {backend!r}")
-    os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if importlib.util.find_spec("keras_recipes") is None:
-        sys.path.insert(0, root)
-
-
-if __name__ == "__main__":
-    _prepare(sys.argv[1:])
+    choose_backend(sys.argv[1:])
 
 import dataclasses  # noqa: E402
 import time  # noqa: E402
@@ -76,30 +56,18 @@ import time  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_recipes.backend import device_description, set_num_threads  # noqa: E402
+from keras_recipes import runs  # noqa: E402
+from keras_recipes.backend import device_description  # noqa: E402
 from keras_recipes.callbacks import EarlyStopping  # noqa: E402
 from keras_recipes.data import image_folder, load_digits  # noqa: E402
-from keras_recipes.runs import (  # noqa: E402
-    fingerprint,
-    format_mean_sd,
-    make_run_dir,
-    markdown_table,
-    option,
-    parse_config,
-    save_json,
-    seeded_batches,
-    summarize,
-    tensorboard_scalars,
-)
+from keras_recipes.runs import option  # noqa: E402
 
 RULES = ("full", "patience", "patience_last", "overfit", "overfit_last")
 
 
 @dataclasses.dataclass
-class Config:
-    backend: str = option(os.environ.get("KERAS_BACKEND", "torch"), "Keras backend")
-    threads: int = option(0, "CPU threads of the backend (0: its default)")
-    data: str = option("digits", "'digits' (bundled, offline) or a folder of class sub-folders")
+class Config(runs.RecipeConfig):
+    seeds: tuple = option((0, 1, 2, 3, 4), "seeds (mean ± sd over them)")
     image_size: int = option(8, "images are resized to this side, then flattened")
     train_per_class: int = option(10, "training images per class (little data: overfitting)")
     hidden: tuple = option((512, 512), "units of the hidden layers (over-capacity)")
@@ -109,9 +77,6 @@ class Config:
     overfit_patience: int = option(3, "consecutive val-up/train-down epochs of the overfit rule")
     batch_size: int = option(32, "batch size")
     learning_rate: float = option(1e-3, "Adam learning rate")
-    seeds: tuple = option((0, 1, 2, 3, 4), "seeds (mean ± sd over them)")
-    out: str = option("runs", "parent folder of the run folder")
-    smoke: bool = option(False, "tiny run for tests (overrides fields not given)")
 
 
 SMOKE = {"train_per_class": 3, "hidden": (256,), "max_epochs": 30, "patience": 2,
@@ -177,11 +142,12 @@ def run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
     callback = stopper(rule, config)
     log_dir = os.path.join(run_dir, "tensorboard", rule, f"seed{seed}")
     history = model.fit(
-        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        runs.seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
         shuffle=False,  # the order is seeded_batches' own
         epochs=config.max_epochs,
         validation_data=(x_val, y_val),
-        callbacks=[c for c in (callback, tensorboard_scalars(log_dir)) if c is not None],
+        validation_batch_size=512,  # one batch: less per-epoch overhead
+        callbacks=[c for c in (callback, runs.tensorboard_scalars(log_dir)) if c is not None],
         verbose=0,
     )
     val_kept = model.evaluate(x_val, y_val, verbose=0, batch_size=512)
@@ -202,15 +168,12 @@ def run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
         "loss": [float(v) for v in history.history["loss"]],
         "val_loss": val_losses,
         "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
-        "initial_weights": fingerprint(initial),
+        "initial_weights": runs.fingerprint(initial),
     }
 
 
 def plot_curves(results, config, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = runs.pyplot()
 
     reference = "full" if "full" in results else next(iter(results))
     ref = results[reference]["runs"][0]
@@ -245,14 +208,11 @@ def plot_curves(results, config, path):
 
 
 def main(argv=None) -> dict:
-    config = parse_config(Config, argv, description=__doc__, smoke=SMOKE)
-    if config.threads:
-        set_num_threads(config.threads)
-    run_dir = str(make_run_dir(config.out, "early_stopping"))
-    save_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(config))
-    data, n_classes = load_data(config)
+    config, (data, n_classes), run_dir = runs.start_run(
+        Config, load_data, argv, name="early_stopping", description=__doc__, smoke=SMOKE
+    )
     n_in = data[0][0].shape[1]
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     model = build_model(config.seeds[0], n_in, n_classes, config)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -261,61 +221,58 @@ def main(argv=None) -> dict:
     )
     model.optimizer.build(model.trainable_variables)
     optimizer_state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
-    runs: dict[str, list[dict]] = {rule: [] for rule in config.rules}
+    by_rule: dict[str, list[dict]] = {rule: [] for rule in config.rules}
     for seed in config.seeds:
         initial = build_model(seed, n_in, n_classes, config).get_weights()
         for rule in config.rules:
-            runs[rule].append(
+            by_rule[rule].append(
                 run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
             )
             if rule == "patience" and seed == config.seeds[0]:
                 model.save(os.path.join(run_dir, "best.keras"))
-    wall = time.time() - start
+    wall, cpu = time.time() - start, time.process_time() - cpu_start
     results, rows = {}, []
-    for rule, rruns in runs.items():
+    for rule, rruns in by_rule.items():
         results[rule] = {"runs": rruns}
         for key in ("epochs_run", "best_epoch", "test_accuracy", "test_loss", "val_loss_kept"):
-            results[rule][key] = summarize(r[key] for r in rruns)
+            results[rule][key] = runs.summarize(r[key] for r in rruns)
         reasons = sorted({r["stop_reason"] for r in rruns})
         rows.append([
             rule,
             "best" if rruns[0]["restored_best"] else "last",
-            format_mean_sd(results[rule]["epochs_run"], digits=1),
-            format_mean_sd(results[rule]["best_epoch"], digits=1),
+            runs.format_mean_sd(results[rule]["epochs_run"], digits=1),
+            runs.format_mean_sd(results[rule]["best_epoch"], digits=1),
             ", ".join(reasons),
-            format_mean_sd(results[rule]["val_loss_kept"], digits=3),
-            format_mean_sd(results[rule]["test_loss"], digits=3),
-            format_mean_sd(results[rule]["test_accuracy"], digits=1, scale=100),
+            runs.format_mean_sd(results[rule]["val_loss_kept"], digits=3),
+            runs.format_mean_sd(results[rule]["test_loss"], digits=3),
+            runs.format_mean_sd(results[rule]["test_accuracy"], digits=1, scale=100),
         ])
         print(f"{rule:14s} epochs {rows[-1][2]}, test accuracy {rows[-1][7]}", flush=True)
     plot_curves(results, config, os.path.join(run_dir, "curves.png"))
-    table = markdown_table(
+    table = runs.markdown_table(
         ["rule", "weights kept", "epochs run", "best epoch (val loss)", "stop reason",
          "val loss of kept weights", "test loss", "test accuracy %"],
         rows,
     )
     device = device_description()
-    header = (
-        f"# Early stopping\n\nbackend {config.backend}, {device}; MLP {list(config.hidden)} on "
+    summary = (
+        f"backend {config.backend}, {device}; MLP {list(config.hidden)} on "
         f"{len(data[0][1])} training images, at most {config.max_epochs} epochs, Adam lr "
         f"{config.learning_rate}, patience {config.patience}, overfit patience "
         f"{config.overfit_patience}, seeds {list(config.seeds)} (mean ± sd); wall time "
-        f"{wall:.0f} s.\n\n"
+        f"{wall:.0f} s (CPU time {cpu:.0f} s)."
     )
-    with open(os.path.join(run_dir, "results.md"), "w") as f:
-        f.write(header + table + "\n")
     metrics = {
         "recipe": "early_stopping",
         "backend": config.backend,
         "device": device,
         "wall_time_s": wall,
+        "cpu_time_s": cpu,
         "train_size": len(data[0][1]),
         "rules": results,
     }
-    save_json(os.path.join(run_dir, "metrics.json"), metrics)
-    print("\n" + table)
-    print(f"\nRun folder: {run_dir} (results.md, metrics.json, curves.png, best.keras, "
-          "tensorboard/)")
+    runs.finish_run(run_dir, title="Early stopping", summary=summary, table=table,
+                    metrics=metrics, outputs=["curves.png", "best.keras", "tensorboard/"])
     return metrics
 
 

@@ -47,33 +47,13 @@ accuracy on 270 held-out digits):
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
+if __name__ == "__main__":  # the backend is chosen before Keras is imported
+    from _bootstrap import choose_backend
 
-def _prepare(argv: list[str]) -> None:
-    """Sets KERAS_BACKEND from --backend (else $KERAS_BACKEND, else torch) before Keras loads.
-
-    Also lets ``python recipes/<name>.py`` run from a clone that was not pip-installed.
-    """
-    backend = os.environ.get("KERAS_BACKEND", "torch")
-    for i, arg in enumerate(argv):
-        if arg == "--backend" and i + 1 < len(argv):
-            backend = argv[i + 1]
-        elif arg.startswith("--backend="):
-            backend = arg.split("=", 1)[1]
-    if backend not in ("torch", "tensorflow", "jax"):
-        sys.exit(f"error: --backend must be one of torch, tensorflow, jax. Received: {backend!r}")
-    os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if importlib.util.find_spec("keras_recipes") is None:
-        sys.path.insert(0, root)
-
-
-if __name__ == "__main__":
-    _prepare(sys.argv[1:])
+    choose_backend(sys.argv[1:])
 
 import dataclasses  # noqa: E402
 import math  # noqa: E402
@@ -82,31 +62,18 @@ import time  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_recipes.backend import device_description, set_num_threads  # noqa: E402
+from keras_recipes import runs  # noqa: E402
+from keras_recipes.backend import device_description  # noqa: E402
 from keras_recipes.callbacks import GradientHistogram  # noqa: E402
 from keras_recipes.callbacks.event_writer import read_scalars  # noqa: E402
 from keras_recipes.data import image_folder, load_digits  # noqa: E402
-from keras_recipes.runs import (  # noqa: E402
-    fingerprint,
-    format_mean_sd,
-    make_run_dir,
-    markdown_table,
-    option,
-    parse_config,
-    save_json,
-    seeded_batches,
-    summarize,
-    tensorboard_scalars,
-)
+from keras_recipes.runs import option  # noqa: E402
 
 VARIANTS = ("none", "global_clipnorm", "clipnorm", "clipvalue")
 
 
 @dataclasses.dataclass
-class Config:
-    backend: str = option(os.environ.get("KERAS_BACKEND", "torch"), "Keras backend")
-    threads: int = option(0, "CPU threads of the backend (0: its default)")
-    data: str = option("digits", "'digits' (bundled, offline) or a folder of class sub-folders")
+class Config(runs.RecipeConfig):
     image_size: int = option(8, "images are resized to this side and read pixel by pixel")
     units: int = option(64, "SimpleRNN units")
     activation: str = option("linear", "SimpleRNN activation (linear: pure products of W)")
@@ -120,9 +87,6 @@ class Config:
     steps_per_epoch: int = option(0, "steps per epoch (0: the whole training set)")
     learning_rate: float = option(0.01, "SGD learning rate")
     momentum: float = option(0.9, "SGD momentum")
-    seeds: tuple = option((0, 1, 2), "seeds (mean ± sd over them)")
-    out: str = option("runs", "parent folder of the run folder")
-    smoke: bool = option(False, "tiny run for tests (overrides fields not given)")
 
 
 SMOKE = {"units": 16, "epochs": 1, "steps_per_epoch": 6, "seeds": (0,)}
@@ -194,7 +158,7 @@ class StepLosses(keras.callbacks.Callback):
 
 
 def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir):
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
+    (x_train, y_train), _, (x_test, y_test) = data
     model = build_model(seed, x_train.shape[1], n_classes, config)
     model.set_weights(initial_weights)
     model.compile(
@@ -207,15 +171,14 @@ def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir
                                   verbose=0)
     steps = StepLosses()
     history = model.fit(
-        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        runs.seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
         shuffle=False,  # the order is seeded_batches' own
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch or None,
-        validation_data=(x_val, y_val),
         callbacks=[
             histogram,
             steps,
-            tensorboard_scalars(log_dir),
+            runs.tensorboard_scalars(log_dir),
             keras.callbacks.TerminateOnNaN(),
         ],
         verbose=0,
@@ -244,16 +207,13 @@ def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir
         "fraction_above_threshold": (
             float(np.mean([v > threshold for v in norms])) if norms else float("nan")
         ),
-        "epoch_val_accuracy": [float(v) for v in history.history.get("val_accuracy", [])],
-        "initial_weights": fingerprint(initial_weights),
+        "epoch_accuracy": [float(v) for v in history.history.get("accuracy", [])],
+        "initial_weights": runs.fingerprint(initial_weights),
     }
 
 
 def plot(results, config, run_dir):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = runs.pyplot()
 
     for key, filename, ylabel in (
         ("global_gradient_norm", "gradient_norm.png", "global gradient norm (before clipping)"),
@@ -285,21 +245,18 @@ def plot(results, config, run_dir):
 
 
 def main(argv=None) -> dict:
-    config = parse_config(Config, argv, description=__doc__, smoke=SMOKE)
-    if config.threads:
-        set_num_threads(config.threads)
-    run_dir = str(make_run_dir(config.out, "gradient_clipping"))
-    save_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(config))
-    data, n_classes = load_data(config)
-    start = time.time()
-    runs: dict[str, list[dict]] = {v: [] for v in config.variants}
+    config, (data, n_classes), run_dir = runs.start_run(
+        Config, load_data, argv, name="gradient_clipping", description=__doc__, smoke=SMOKE
+    )
+    start, cpu_start = time.time(), time.process_time()
+    by_variant: dict[str, list[dict]] = {v: [] for v in config.variants}
     for seed in config.seeds:
         initial = build_model(seed, data[0][0].shape[1], n_classes, config).get_weights()
         for variant in config.variants:
-            runs[variant].append(
+            by_variant[variant].append(
                 run_variant(variant, seed, initial, data, n_classes, config, run_dir)
             )
-    wall = time.time() - start
+    wall, cpu = time.time() - start, time.process_time() - cpu_start
     results = {}
     rows = []
     settings = {
@@ -308,20 +265,20 @@ def main(argv=None) -> dict:
         "clipnorm": f"clipnorm={config.clipnorm:g}",
         "clipvalue": f"clipvalue={config.clipvalue:g}",
     }
-    for variant, vruns in runs.items():
+    for variant, vruns in by_variant.items():
         ok = [r for r in vruns if not r["diverged"]]
         results[variant] = {
             "setting": settings[variant],
             "runs": vruns,
-            "test_accuracy": summarize(r["test_accuracy"] for r in ok),
+            "test_accuracy": runs.summarize(r["test_accuracy"] for r in ok),
             "diverged_seeds": sum(r["diverged"] for r in vruns),
-            "max_gradient_norm": summarize(r["max_gradient_norm"] for r in vruns),
+            "max_gradient_norm": runs.summarize(r["max_gradient_norm"] for r in vruns),
         }
         first_nan = [r["first_nonfinite_step"] for r in vruns if r["diverged"]]
         rows.append([
             variant,
             settings[variant],
-            format_mean_sd(results[variant]["test_accuracy"], digits=1, scale=100)
+            runs.format_mean_sd(results[variant]["test_accuracy"], digits=1, scale=100)
             if ok else "-",
             f"{results[variant]['diverged_seeds']}/{len(vruns)}"
             + (f" (NaN at step {', '.join(map(str, first_nan))})" if first_nan else ""),
@@ -330,7 +287,7 @@ def main(argv=None) -> dict:
         ])
         print(f"{variant:16s} test accuracy {rows[-1][2]}, diverged {rows[-1][3]}", flush=True)
     plot(results, config, run_dir)
-    table = markdown_table(
+    table = runs.markdown_table(
         [
             "variant",
             "setting",
@@ -342,27 +299,25 @@ def main(argv=None) -> dict:
         rows,
     )
     device = device_description()
-    header = (
-        f"# Gradient clipping\n\nbackend {config.backend}, {device}; SimpleRNN({config.units}, "
+    summary = (
+        f"backend {config.backend}, {device}; SimpleRNN({config.units}, "
         f"{config.activation}), recurrent gain {config.recurrent_gain}, T = "
         f"{data[0][0].shape[1]}, SGD lr {config.learning_rate} momentum {config.momentum}, "
-        f"{config.epochs} epochs, seeds {list(config.seeds)}; wall time {wall:.0f} s.\n\n"
-        "Gradient norms are those the optimizer receives, before clipping.\n\n"
+        f"{config.epochs} epochs, seeds {list(config.seeds)}; wall time {wall:.0f} s "
+        f"(CPU time {cpu:.0f} s).\n\n"
+        "Gradient norms are those the optimizer receives, before clipping."
     )
-    with open(os.path.join(run_dir, "results.md"), "w") as f:
-        f.write(header + table + "\n")
     metrics = {
         "recipe": "gradient_clipping",
         "backend": config.backend,
         "device": device,
         "wall_time_s": wall,
+        "cpu_time_s": cpu,
         "sequence_length": int(data[0][0].shape[1]),
         "variants": results,
     }
-    save_json(os.path.join(run_dir, "metrics.json"), metrics)
-    print("\n" + table)
-    print(f"\nRun folder: {run_dir} (results.md, metrics.json, gradient_norm.png, loss.png, "
-          "tensorboard/)")
+    runs.finish_run(run_dir, title="Gradient clipping", summary=summary, table=table,
+                    metrics=metrics, outputs=["gradient_norm.png", "loss.png", "tensorboard/"])
     return metrics
 
 

@@ -35,7 +35,7 @@ Outputs (one run folder, printed at the end): ``config.json``,
 ``plot_gradient_norms``), ``tensorboard/<variant>/seed<k>/`` (gradient
 histograms and norms, epoch loss/accuracy), ``lsuv.json``.
 
-Results (defaults: depth 20, width 64, 15 epochs × 20 steps = 300 SGD steps,
+Results (defaults: depth 20, width 64, 20 epochs × 10 steps = 200 SGD steps,
 seeds 0, 1, 2; test accuracy on 270 held-out digits):
 
     RESULTS_PLACEHOLDER
@@ -43,33 +43,13 @@ seeds 0, 1, 2; test accuracy on 270 held-out digits):
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
+if __name__ == "__main__":  # the backend is chosen before Keras is imported
+    from _bootstrap import choose_backend
 
-def _prepare(argv: list[str]) -> None:
-    """Sets KERAS_BACKEND from --backend (else $KERAS_BACKEND, else torch) before Keras loads.
-
-    Also lets ``python recipes/<name>.py`` run from a clone that was not pip-installed.
-    """
-    backend = os.environ.get("KERAS_BACKEND", "torch")
-    for i, arg in enumerate(argv):
-        if arg == "--backend" and i + 1 < len(argv):
-            backend = argv[i + 1]
-        elif arg.startswith("--backend="):
-            backend = arg.split("=", 1)[1]
-    if backend not in ("torch", "tensorflow", "jax"):
-        sys.exit(f"error: --backend must be one of torch, tensorflow, jax. Received: {backend!r}")
-    os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if importlib.util.find_spec("keras_recipes") is None:
-        sys.path.insert(0, root)
-
-
-if __name__ == "__main__":
-    _prepare(sys.argv[1:])
+    choose_backend(sys.argv[1:])
 
 import dataclasses  # noqa: E402
 import json  # noqa: E402
@@ -79,53 +59,37 @@ import warnings  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_recipes import runs  # noqa: E402
 from keras_recipes.backend import (  # noqa: E402
     device_description,
     loss_and_gradients,
-    set_num_threads,
 )
 from keras_recipes.callbacks import GradientHistogram, plot_gradient_norms  # noqa: E402
 from keras_recipes.callbacks.plot_gradient_norms import layer_gradient_norms  # noqa: E402
 from keras_recipes.data import image_folder, load_digits  # noqa: E402
 from keras_recipes.initializers import He, Xavier, lsuv  # noqa: E402
-from keras_recipes.runs import (  # noqa: E402
-    fingerprint,
-    format_mean_sd,
-    make_run_dir,
-    markdown_table,
-    option,
-    parse_config,
-    save_json,
-    seeded_batches,
-    summarize,
-    tensorboard_scalars,
-)
+from keras_recipes.runs import option  # noqa: E402
 
 INITS = ("small", "glorot", "he", "lsuv")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 
 @dataclasses.dataclass
-class Config:
-    backend: str = option(os.environ.get("KERAS_BACKEND", "torch"), "Keras backend")
-    threads: int = option(0, "CPU threads of the backend (0: its default)")
-    data: str = option("digits", "'digits' (bundled, offline) or a folder of class sub-folders")
+class Config(runs.RecipeConfig):
     image_size: int = option(8, "images are resized to this side, then flattened")
     depth: int = option(20, "hidden Dense layers")
     width: int = option(64, "units per hidden layer")
     activations: tuple = option(ACTIVATIONS, "activations to compare")
     inits: tuple = option(INITS, "initializations to compare (small, glorot, he, lsuv)")
     small_std: float = option(0.01, "standard deviation of the 'small' initialization")
-    epochs: int = option(15, "training epochs per variant")
-    batch_size: int = option(64, "batch size")
+    epochs: int = option(20, "training epochs per variant")
+    batch_size: int = option(128, "batch size")
     steps_per_epoch: int = option(0, "steps per epoch (0: the whole training set)")
     learning_rate: float = option(0.01, "SGD learning rate")
     momentum: float = option(0.9, "SGD momentum")
     probe_size: int = option(100, "held-out samples on which gradients are measured")
     vanishing_ratio: float = option(1e-4, "GradientHistogram's vanishing alert threshold")
-    seeds: tuple = option((0, 1, 2), "seeds (mean ± sd over them)")
-    out: str = option("runs", "parent folder of the run folder")
-    smoke: bool = option(False, "tiny run for tests (overrides fields not given)")
+    gradient_plots: int = option(12, "per-variant plot_gradient_norms PNGs (first seed)")
 
 
 SMOKE = {
@@ -135,6 +99,7 @@ SMOKE = {
     "steps_per_epoch": 3,
     "batch_size": 32,
     "seeds": (0,),
+    "gradient_plots": 1,
 }
 
 
@@ -213,7 +178,7 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
     lsuv_report = None
     if init == "lsuv":
         lsuv_report = lsuv(model, x_train[: config.batch_size * 4], seed=seed)
-    initial = fingerprint(model.get_weights())
+    initial = runs.fingerprint(model.get_weights())
     model.compile(
         optimizer=keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -229,12 +194,11 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
         verbose=0,
     )
     history = model.fit(
-        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        runs.seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
         shuffle=False,  # the order is seeded_batches' own
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch or None,
-        validation_data=(x_val, y_val),
-        callbacks=[histogram, tensorboard_scalars(log_dir)],
+        callbacks=[histogram, runs.tensorboard_scalars(log_dir)],
         verbose=0,
     )
     norms_final = logged_final_norms(log_dir, model)
@@ -259,10 +223,7 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
 
 
 def plot_by_depth(results, config, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = runs.pyplot()
 
     fig, axes = plt.subplots(
         1, len(config.activations), figsize=(5 * len(config.activations), 4.2), squeeze=False
@@ -271,11 +232,11 @@ def plot_by_depth(results, config, path):
     floor = 1e-30
     for ax, activation in zip(axes[0], config.activations, strict=True):
         for init in config.inits:
-            runs = results[f"{activation}-{init}"]["runs"]
-            depth = np.arange(1, len(runs[0]["norms_init"]) + 1)
+            seed_runs = results[f"{activation}-{init}"]["runs"]
+            depth = np.arange(1, len(seed_runs[0]["norms_init"]) + 1)
             for key, style in (("norms_init", "--"), ("norms_final", "-")):
                 # Geometric mean over seeds; exact zeros (float32 underflow) drawn at the floor.
-                values = np.array([r[key] for r in runs], dtype="float64")
+                values = np.array([r[key] for r in seed_runs], dtype="float64")
                 values = np.exp(np.mean(np.log(np.maximum(values, floor)), axis=0))
                 label = f"{init} ({'init' if key == 'norms_init' else 'trained'})"
                 ax.plot(depth, values, style, color=colors.get(init), marker=".", label=label)
@@ -294,10 +255,7 @@ def plot_by_depth(results, config, path):
 
 
 def plot_losses(results, config, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = runs.pyplot()
 
     fig, axes = plt.subplots(
         1, len(config.activations), figsize=(5 * len(config.activations), 3.6), squeeze=False
@@ -317,53 +275,50 @@ def plot_losses(results, config, path):
 
 
 def main(argv=None) -> dict:
-    config = parse_config(Config, argv, description=__doc__, smoke=SMOKE)
+    config, (data, n_classes), run_dir = runs.start_run(
+        Config, load_data, argv, name="vanishing_gradients", description=__doc__, smoke=SMOKE
+    )
     # GradientHistogram's vanishing alerts are expected here; they are counted in the table.
     warnings.filterwarnings("ignore", "GradientHistogram: vanishing", RuntimeWarning)
-    if config.threads:
-        set_num_threads(config.threads)
-    run_dir = str(make_run_dir(config.out, "vanishing_gradients"))
-    save_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(config))
-    data, n_classes = load_data(config)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     results: dict[str, dict] = {}
     for activation in config.activations:
         for init in config.inits:
             name = f"{activation}-{init}"
-            runs = []
+            seed_runs = []
+            plots = len(results) < config.gradient_plots
             for k, seed in enumerate(config.seeds):
-                runs.append(
-                    run_variant(activation, init, seed, data, n_classes, config, run_dir, k == 0)
-                )
-            results[name] = {"activation": activation, "init": init, "runs": runs}
+                seed_runs.append(run_variant(activation, init, seed, data, n_classes, config,
+                                             run_dir, plots and k == 0))
+            results[name] = {"activation": activation, "init": init, "runs": seed_runs}
             for key in ("test_accuracy", "ratio_init", "ratio_final"):
-                results[name][key] = summarize(r[key] for r in runs)
-            results[name]["vanishing_alerts"] = sum(r["vanishing_alert"] for r in runs)
+                results[name][key] = runs.summarize(r[key] for r in seed_runs)
+            results[name]["vanishing_alerts"] = sum(r["vanishing_alert"] for r in seed_runs)
             print(
-                f"{name:14s} test accuracy {format_mean_sd(results[name]['test_accuracy'])}"
+                f"{name:14s} test accuracy {runs.format_mean_sd(results[name]['test_accuracy'])}"
                 f"  first/last gradient norm: init {results[name]['ratio_init']['mean']:.1e}"
                 f", trained {results[name]['ratio_final']['mean']:.1e}",
                 flush=True,
             )
-    wall = time.time() - start
+    wall, cpu = time.time() - start, time.process_time() - cpu_start
     plot_by_depth(results, config, os.path.join(run_dir, "gradient_norm_by_depth.png"))
     plot_losses(results, config, os.path.join(run_dir, "loss_curves.png"))
     lsuv_reports = {
         name: [r.pop("lsuv") for r in v["runs"]] for name, v in results.items()
     }
     if any(any(x is not None for x in reports) for reports in lsuv_reports.values()):
-        save_json(os.path.join(run_dir, "lsuv.json"), _plain(lsuv_reports))
+        runs.save_json(os.path.join(run_dir, "lsuv.json"), _plain(lsuv_reports))
     rows = []
     for v in results.values():
         rows.append([
             v["activation"],
             v["init"],
-            format_mean_sd(v["test_accuracy"], digits=1, scale=100),
+            runs.format_mean_sd(v["test_accuracy"], digits=1, scale=100),
             f"{v['ratio_init']['mean']:.1e}",
             f"{v['ratio_final']['mean']:.1e}",
             f"{v['vanishing_alerts']}/{len(config.seeds)}",
         ])
-    table = markdown_table(
+    table = runs.markdown_table(
         [
             "activation",
             "init",
@@ -375,26 +330,26 @@ def main(argv=None) -> dict:
         rows,
     )
     device = device_description()
-    header = (
-        f"# Vanishing gradients\n\nbackend {config.backend}, {device}; depth {config.depth}, "
+    summary = (
+        f"backend {config.backend}, {device}; depth {config.depth}, "
         f"width {config.width}, {config.epochs} epochs, seeds {list(config.seeds)}; "
-        f"wall time {wall:.0f} s.\n\nGradient norms are measured on {config.probe_size} "
-        "held-out samples; ratios are means over seeds (0 = the first layer's gradient "
-        "underflowed to exactly 0 in float32).\n\n"
+        f"wall time {wall:.0f} s (CPU time {cpu:.0f} s).\n\nGradient norms are measured on "
+        f"{config.probe_size} held-out samples; ratios are means over seeds (0 = the first "
+        "layer's gradient underflowed to exactly 0 in float32)."
     )
-    with open(os.path.join(run_dir, "results.md"), "w") as f:
-        f.write(header + table + "\n")
     metrics = {
         "recipe": "vanishing_gradients",
         "backend": config.backend,
         "device": device,
         "wall_time_s": wall,
+        "cpu_time_s": cpu,
         "variants": results,
     }
-    save_json(os.path.join(run_dir, "metrics.json"), metrics)
-    print("\n" + table)
-    print(f"\nRun folder: {run_dir} (results.md, metrics.json, gradient_norm_by_depth.png, "
-          "tensorboard/)")
+    runs.finish_run(
+        run_dir, title="Vanishing gradients", summary=summary, table=table, metrics=metrics,
+        outputs=["gradient_norm_by_depth.png", "loss_curves.png", "gradient_norms/",
+                 "tensorboard/"],
+    )
     return metrics
 
 

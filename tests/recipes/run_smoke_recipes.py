@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def main(argv: list[str]) -> int:
     out, names = Path(argv[0]), argv[1:]
+    # As for `python recipes/<NAME>.py`, whose folder Python puts first on sys.path: the
+    # scripts import recipes/_bootstrap.py (the backend choice made before Keras loads).
+    sys.path.insert(0, str(ROOT / "recipes"))
     threads = os.environ.get("KERAS_RECIPES_TEST_THREADS", "1") or "1"
     failures = 0
     for name in names:
