@@ -7,7 +7,10 @@ public Keras API, so they are dispatched here, on the Keras backend:
 - ``compile_kernel(fn)``: the pure mixing kernel is wrapped in ``jax.jit`` on
   JAX (an eager JAX call otherwise runs, and compiles, op by op) and in
   ``tf.function`` on TensorFlow (eager dispatch of its ~100 small ops costs
-  ~40 ms a call); on torch it runs as is.
+  ~40 ms a call); on torch it runs as is. ``kernel_ops()``: ``keras.ops`` plus
+  ``blend(x, partner, w) = x + w·(partner - x)``, the one full-size step with
+  a faster form on a backend: ``torch.lerp`` on torch (one pass over the
+  batch instead of three), the plain formula elsewhere (XLA fuses it).
 - ``seed_is_frozen(x, state)``: True when a layer is traced by ``jax.jit``
   while its seed state is not threaded through the trace (the state would be
   baked in as a constant: the same "random" draw on every call).
@@ -31,6 +34,7 @@ import keras
 __all__ = [
     "TFGraphRandom",
     "compile_kernel",
+    "kernel_ops",
     "in_foreign_tf_graph",
     "seed_is_frozen",
     "tf_graph_ops",
@@ -70,6 +74,43 @@ _COMPILE: dict[str, Callable[[Callable], Callable]] = {
 def compile_kernel(fn: Callable) -> Callable:
     """Returns `fn` compiled for the current backend where that pays (JAX, TensorFlow)."""
     return _COMPILE.get(keras.backend.backend(), _identity)(fn)
+
+
+# --------------------------------------------------------------------------
+# kernel_ops: keras.ops plus the blend, in its fastest form per backend
+
+
+def _lerp(x, partner, weight):
+    import torch
+
+    return torch.lerp(x, partner, weight)  # one pass instead of three
+
+
+def _blend(x, partner, weight):
+    return x + weight * (partner - x)  # fused by XLA on JAX
+
+
+_BLEND: dict[str, Callable] = {"torch": _lerp, "jax": _blend, "tensorflow": _blend}
+
+
+class _KernelOps:
+    """``keras.ops``, plus ``blend(x, partner, w)``: ``x + w·(partner - x)``,
+    bit-exact ``x`` where ``w = 0`` (an unmixed sample stays as it was)."""
+
+    def __getattr__(self, name):
+        return getattr(keras.ops, name)
+
+    @staticmethod
+    def blend(x, partner, weight):
+        return _BLEND.get(keras.backend.backend(), _blend)(x, partner, weight)
+
+
+KERNEL_OPS = _KernelOps()
+
+
+def kernel_ops():
+    """The op namespace of the mixing kernel on the current backend."""
+    return KERNEL_OPS
 
 
 # --------------------------------------------------------------------------
@@ -172,7 +213,11 @@ def _build_tf_ops() -> SimpleNamespace:
     def squeeze(x, axis=None):
         return tf.squeeze(x, axis=axis)
 
+    def blend(x, partner, weight):
+        return x + weight * (partner - x)
+
     return SimpleNamespace(
+        blend=blend,
         shape=_tf_shape,
         cast=cast,
         convert_to_tensor=convert_to_tensor,

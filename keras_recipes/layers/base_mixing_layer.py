@@ -411,7 +411,7 @@ class _MixSpec:
 
 @functools.lru_cache(maxsize=64)
 def _compiled_kernel(spec: _MixSpec):
-    return _backend.compile_kernel(functools.partial(_kernel, spec, ops=keras.ops))
+    return _backend.compile_kernel(functools.partial(_kernel, spec, ops=_backend.kernel_ops()))
 
 
 def _kernel(spec: _MixSpec, images, leaves, masks, u, params, *, ops):
@@ -503,7 +503,7 @@ def _mix_pixels(spec: _MixSpec, x, perm, coef, mask_rc, float_dtype, ops):
     x = ops.cast(x, work)
     partner = ops.take(x, perm, axis=0)
     c = ops.reshape(ops.cast(coef, work), (-1,) + (1,) * (rank - 1))
-    out = x + c * (partner - x)
+    out = ops.blend(x, partner, c)
     if mask_rc is not None:
         out = ops.where(inside, partner, out)
     if integer:
