@@ -1,7 +1,11 @@
 """NumPy references and probes for the mixing-layer tests (independent of the package)."""
 
+import inspect
+
 import keras
 import numpy as np
+
+from tests.contract import assert_config_round_trip
 
 TINY32 = np.finfo(np.float32).tiny
 
@@ -57,3 +61,19 @@ def partner_of(y_out):
     off[np.arange(n), np.arange(n)] = -1
     partner = off.argmax(axis=1)
     return np.where(off.max(axis=1) > 0, partner, np.arange(n))
+
+
+def assert_every_argument_round_trips(cls, kwargs):
+    """`kwargs` names every constructor argument (non-default values); the config keeps
+    each, and the layer rebuilt from it has the same config (JSON-able, also through
+    Keras serialization)."""
+    params = [p for p in inspect.signature(cls.__init__).parameters.values()
+              if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+    assert sorted(kwargs) == sorted(p.name for p in params)
+    for p in params:
+        assert kwargs[p.name] != p.default, p.name
+    layer = cls(**kwargs)
+    config = layer.get_config()
+    for name, value in kwargs.items():
+        assert config[name] == (list(value) if isinstance(value, tuple) else value), name
+    assert_config_round_trip(layer, cls)

@@ -6,7 +6,14 @@ import pytest
 
 from keras_recipes.layers import CutMix
 from tests.contract import run_layer_test
-from tests.layers.mixing_reference import labelled_images, partner_of, to_np
+from tests.layers.mixing_reference import (
+    assert_every_argument_round_trips,
+    ks_distance,
+    labelled_images,
+    numpy_box,
+    partner_of,
+    to_np,
+)
 
 N, H, W = 7, 5, 6  # odd batch, odd and non-square images
 
@@ -139,3 +146,58 @@ def test_invalid_area_range_raises(area_range):
 def test_invalid_alpha_raises():
     with pytest.raises(ValueError, match="Expected a finite float > 0. Received: alpha=0"):
         CutMix(alpha=0)
+
+
+def _extreme_share(lam):
+    """Share of λ < 0.05 or > 0.95: 10% for the paper's Beta(1, 1)."""
+    return float(np.mean((lam < 0.05) | (lam > 0.95)))
+
+
+def test_default_alpha_draws_beta_1_1_unlike_keras_cutmix_factor():
+    assert CutMix().alpha == 1.0
+    # The shapes and arguments of the 32x32 test above (one compiled kernel on JAX).
+    x, y = labelled_images(16, 32, 32)
+    layer = CutMix(seed=3)
+    pasted = []
+    for _ in range(20):
+        y_out = to_np(layer(x, y)[1])
+        partners = partner_of(y_out)
+        moved = partners != np.arange(16)
+        pasted.append(y_out[np.arange(16), partners][moved])
+    pasted = np.concatenate(pasted)
+    # NumPy: 1 - λ with λ ~ Beta(1, 1), through the same box rule (uniform centre, clipped).
+    rng = np.random.default_rng(0)
+    area = 1.0 - rng.beta(1.0, 1.0, 50_000)
+    y0, y1, x0, x1 = numpy_box(area, rng.random(50_000), rng.random(50_000), 32, 32)
+    ref = (y1 - y0) * (x1 - x0) / 1024
+    assert pasted.size > 250 and ks_distance(pasted, ref) < 0.1
+    assert abs(_extreme_share(pasted) - _extreme_share(ref)) < 0.05
+    if keras.backend.backend() != "jax":  # JAX: same Keras code, but compiled op by op (slow)
+        # Peer fault (Keras 3.15): factor=1.0 draws α ~ U(0, 1) per call, then
+        # λ ~ Beta(α, α): ~35% of λ are < 0.05 or > 0.95. Its box is never clipped, so
+        # its label weight is λ itself (rows of a fixed point of the permutation skipped).
+        theirs = keras.layers.CutMix(seed=3)
+        lam = []
+        for _ in range(12):
+            y_out = to_np(theirs({"images": x, "labels": y})["labels"])
+            diag = y_out[np.arange(16), np.arange(16)]
+            lam.append(diag[diag < 1.0])
+        assert _extreme_share(np.concatenate(lam)) > 0.25
+
+
+def test_float16_runs_where_keras_cutmix_raises_on_torch():
+    x, y = labelled_images(4, 8, 8)  # the contract's shapes and policy: one compile on JAX
+    x_out, y_out = CutMix(seed=4, dtype="mixed_float16")(x, y)
+    assert keras.backend.standardize_dtype(x_out.dtype) == "float16"
+    assert keras.backend.standardize_dtype(y_out.dtype) == "float32"
+    assert _check_exact(x, to_np(x_out).astype("float32"), to_np(y_out)) < 1e-6
+    if keras.backend.backend() == "torch":
+        # Peer fault (Keras 3.15, torch): its Beta sampler has no float16 kernel.
+        with pytest.raises(Exception, match="(?i)dirichlet|half"):
+            keras.layers.CutMix(dtype="mixed_float16", seed=1)({"images": x, "labels": y})
+
+
+def test_config_round_trips_every_argument():
+    assert_every_argument_round_trips(
+        CutMix, {"alpha": 0.5, "mode": "batch", "num_classes": 3, "label_smoothing": 0.1,
+         "area_range": (0.1, 0.5), "seed": 5, "data_format": "channels_first"})

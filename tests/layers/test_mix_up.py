@@ -6,7 +6,13 @@ import pytest
 
 from keras_recipes.layers import MixUp
 from tests.contract import run_layer_test
-from tests.layers.mixing_reference import as_float32_grid, ks_distance, partner_of, to_np
+from tests.layers.mixing_reference import (
+    as_float32_grid,
+    assert_every_argument_round_trips,
+    ks_distance,
+    partner_of,
+    to_np,
+)
 
 RNG = np.random.default_rng(0)
 X = RNG.random((7, 5, 6, 3)).astype("float32")  # odd batch, non-square images
@@ -206,3 +212,21 @@ def test_labels_given_twice_raise():
 def test_invalid_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match.replace("(", r"\(")):
         MixUp(**kwargs)
+
+
+def test_mixed_float16_runs_and_keeps_labels_float32_where_keras_mixup_raises():
+    x_out, y_out = MixUp(alpha=1.0, seed=2, dtype="mixed_float16")(X, EYE)
+    assert keras.backend.standardize_dtype(x_out.dtype) == "float16"
+    assert keras.backend.standardize_dtype(y_out.dtype) == "float32"
+    np.testing.assert_allclose(to_np(x_out).astype("float64"), _mix_reference(to_np(y_out), X),
+                               atol=2e-3)  # float16 resolution near 1
+    if keras.backend.backend() == "tensorflow":
+        # Peer fault (Keras 3.15, TensorFlow): float32 labels times a float16 λ.
+        with pytest.raises(Exception, match="(?i)mul|float16|half|dtype"):
+            keras.layers.MixUp(dtype="mixed_float16", seed=1)({"images": X, "labels": EYE})
+
+
+def test_config_round_trips_every_argument():
+    assert_every_argument_round_trips(
+        MixUp, {"alpha": 0.7, "mode": "batch", "num_classes": 3, "label_smoothing": 0.1,
+         "seed": 5, "data_format": "channels_first"})

@@ -6,7 +6,13 @@ import pytest
 
 from keras_recipes.layers import MixUpOrCutMix
 from tests.contract import run_layer_test
-from tests.layers.mixing_reference import ks_distance, labelled_images, partner_of, to_np
+from tests.layers.mixing_reference import (
+    assert_every_argument_round_trips,
+    ks_distance,
+    labelled_images,
+    partner_of,
+    to_np,
+)
 
 
 def _kinds(x_in, x_out, y_out):
@@ -100,3 +106,10 @@ def test_integer_masks_need_switch_prob_one():
     out = MixUpOrCutMix(switch_prob=1.0, seed=0)(
         {"images": x, "labels": y, "segmentation_masks": masks})
     assert to_np(out["segmentation_masks"]).dtype == np.int32
+
+
+def test_config_round_trips_every_argument():
+    assert_every_argument_round_trips(
+        MixUpOrCutMix, {"mixup_alpha": 0.3, "cutmix_alpha": 0.8, "switch_prob": 0.3, "prob": 0.9,
+         "mode": "batch", "num_classes": {"a": 3, "b": 4}, "label_smoothing": 0.1, "seed": 5,
+         "data_format": "channels_first"})
