@@ -1,5 +1,9 @@
 """Runs the whole test suite once under each Keras backend, each in its own process.
 
+One pytest process per (backend, test folder): a process never mixes backends (importing Keras
+fixes the backend) and global state cannot leak from one folder into another. ``--jobs`` such
+processes run at a time, heaviest folders first, so both cores stay busy to the end.
+
 Usage (from the repository root):
 
     python tests/run_backends.py                  # torch, tensorflow and jax
@@ -63,7 +67,14 @@ def _groups(pytest_args: list[str]) -> list[list[str]]:
     return groups
 
 
-def _run(backend: str, pytest_args: list[str], threads: int, workdir: Path, lock) -> dict:
+# Folders that take longest run first, so that the last minutes do not leave a core idle
+# (longest-processing-time-first scheduling over all (backend, folder) jobs).
+HEAVY_FIRST = ("tests/recipes", "tests/distribute", "tests/layers", "tests/callbacks",
+               "tests/applications", "tests/initializers", "tests/models")
+SLOW_BACKEND_FIRST = ("jax", "tensorflow", "torch")
+
+
+def _env(backend: str, threads: int) -> dict[str, str]:
     env = dict(os.environ)
     env["KERAS_BACKEND"] = backend
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -71,28 +82,48 @@ def _run(backend: str, pytest_args: list[str], threads: int, workdir: Path, lock
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env.setdefault(var, str(threads))
     env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    return env
+
+
+def _run_job(job: dict, pytest_args: list[str], threads: int, workdir: Path, lock) -> dict:
+    """One pytest process: one backend, one test folder (or the paths given after --)."""
+    backend, group = job["backend"], job["group"]
+    junit = workdir / f"junit-{backend}-{job['index']}.xml"
+    cmd = [
+        sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+        f"--junitxml={junit}", *pytest_args, *group,
+    ]
     start = time.time()
-    rc = 0
-    counts = {"passed": 0, "failed": 0, "skipped": 0}
-    for i, group in enumerate(_groups(pytest_args)):
-        junit = workdir / f"junit-{backend}-{i}.xml"
-        cmd = [
-            sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
-            f"--junitxml={junit}", *pytest_args, *group,
-        ]
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for line in proc.stdout:
-            with lock:
-                sys.stdout.write(f"[{backend}] {line}")
-                sys.stdout.flush()
-        code = proc.wait()
-        if code not in (0, 5):  # 5: this folder collected nothing under the filter
-            rc = code
-        for k, v in _counts(junit).items():
-            counts[k] += v
-    return {"backend": backend, "rc": rc, "seconds": time.time() - start, **counts}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_env(backend, threads), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    for line in proc.stdout:
+        with lock:
+            sys.stdout.write(f"[{backend}] {line}")
+            sys.stdout.flush()
+    code = proc.wait()
+    return {
+        "backend": backend,
+        "group": " ".join(group)
+        or " ".join(a for a in pytest_args if Path(a.split("::")[0]).exists()),
+        "rc": 0 if code in (0, 5) else code,  # 5: this folder collected nothing under a filter
+        "seconds": time.time() - start,
+        **_counts(junit),
+    }
+
+
+def _jobs(backends: list[str], pytest_args: list[str]) -> list[dict]:
+    def weight(group: list[str]) -> int:
+        return HEAVY_FIRST.index(group[0]) if group and group[0] in HEAVY_FIRST else 99
+
+    groups = sorted(_groups(pytest_args), key=weight)
+    order = sorted(backends, key=SLOW_BACKEND_FIRST.index)
+    return [
+        {"backend": b, "group": g, "index": i}
+        for i, g in enumerate(groups)
+        for b in order
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="comma-separated backends to run (default: all three)")
     parser.add_argument("--jobs", type=int, default=3,
-                        help="backends run at the same time (default: 3)")
+                        help="pytest processes run at the same time, over all backends and "
+                             "test folders (default: 3)")
     parser.add_argument("--threads", type=int, default=1,
                         help="compute threads per backend process (default: 1)")
     parser.add_argument("--require-all", action="store_true",
@@ -125,27 +157,44 @@ def main(argv: list[str] | None = None) -> int:
         print("=" * 78)
 
     lock = threading.Lock()
-    results: list[dict] = []
+    done: list[dict] = []
+    pending = _jobs(present, extra)
+    wall_start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        pending = list(present)
-        threads: list[threading.Thread] = []
 
         def worker():
             while True:
                 with lock:
                     if not pending:
                         return
-                    b = pending.pop(0)
-                res = _run(b, extra, args.threads, Path(tmp), lock)
+                    job = pending.pop(0)
+                res = _run_job(job, extra, args.threads, Path(tmp), lock)
                 with lock:
-                    results.append(res)
+                    done.append(res)
 
-        for _ in range(max(1, min(args.jobs, len(present)))):
-            t = threading.Thread(target=worker)
+        threads = [threading.Thread(target=worker) for _ in range(max(1, args.jobs))]
+        for t in threads:
             t.start()
-            threads.append(t)
         for t in threads:
             t.join()
+    wall = time.time() - wall_start
+
+    print("=" * 78)
+    print("seconds per test folder (one pytest process each):")
+    folders = sorted({r["group"] for r in done})
+    print(f"  {'folder':<28}" + "".join(f"{b:>12}" for b in present))
+    for f in folders:
+        cells = {r["backend"]: r["seconds"] for r in done if r["group"] == f}
+        print(f"  {f[:28]:<28}" + "".join(f"{cells.get(b, 0):>12.0f}" for b in present))
+    results = []
+    for b in present:
+        rs = [r for r in done if r["backend"] == b]
+        results.append({
+            "backend": b,
+            "rc": next((r["rc"] for r in rs if r["rc"]), 0),
+            "seconds": sum(r["seconds"] for r in rs),
+            **{k: sum(r[k] for r in rs) for k in ("passed", "failed", "skipped")},
+        })
 
     print("=" * 78)
     print(f"{'backend':<12}{'passed':>8}{'failed':>8}{'skipped':>9}{'seconds':>10}  exit")
@@ -165,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{b:<12}{'BACKEND NOT INSTALLED: SKIPPED':>35}")
         if args.require_all:
             ok = False
+    print(f"wall time {wall:.0f} s ('seconds' above: summed over that backend's processes)")
     print("=" * 78)
     print(f"total: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
     return 0 if ok else 1
