@@ -44,7 +44,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-__all__ = ["capture_gradients"]
+__all__ = ["capture_gradients", "distribution_loss_scale"]
 
 
 class _Capture:
@@ -254,6 +254,41 @@ class _JaxCapture(_Capture):
             return None
         step, grads = self._store
         return step, self._traced_variables, grads
+
+
+def _tensorflow_loss_scale() -> float:
+    import tensorflow as tf
+
+    return 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+
+
+_LOSS_SCALE: dict[str, Callable[[], float]] = {
+    "torch": lambda: 1.0,
+    "tensorflow": _tensorflow_loss_scale,
+    "jax": lambda: 1.0,
+}
+
+
+def distribution_loss_scale() -> float:
+    """The factor Keras's ``compute_loss`` applies to the loss in the current context.
+
+    Under TensorFlow, inside the scope of a ``tf.distribute`` strategy with N
+    replicas, Keras scales every computed loss by ``1/N`` (so that summing the
+    replicas' gradients gives the mean); a loss and its gradients computed
+    there outside ``fit`` (``keras_recipes.backend.loss_and_gradients``) are
+    therefore ``1/N`` of their true value. Divide by this factor to undo it.
+    1.0 everywhere else.
+
+    Example:
+
+    >>> distribution_loss_scale()  # no multi-replica strategy in scope
+    1.0
+
+    Returns:
+        ``1/num_replicas_in_sync`` of the current ``tf.distribute`` strategy on
+        TensorFlow (1.0 outside any scope), 1.0 on torch and jax.
+    """
+    return float(_LOSS_SCALE[keras.backend.backend()]())
 
 
 _DISPATCH: dict[str, type[_Capture]] = {

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from keras_recipes.backend import loss_and_gradients
-from keras_recipes.backend.gradient_capture import capture_gradients
+from keras_recipes.backend.gradient_capture import capture_gradients, distribution_loss_scale
 from keras_recipes.callbacks.event_writer import EventWriter, histogram_buckets
 
 __all__ = ["GradientHistogram", "full_weight_paths"]
@@ -86,6 +86,17 @@ def _as_patterns(value, name: str) -> tuple[str, ...] | None:
         f"Invalid value for argument `{name}`. Expected None, a glob pattern string or a "
         f"list of them. Received: {name}={value!r}"
     )
+
+
+def _host(variable) -> np.ndarray:
+    """A NumPy copy of a variable's value.
+
+    Through ``convert_to_tensor`` first: inside a ``tf.distribute`` strategy
+    scope ``variable.value`` is a ``MirroredVariable``, which
+    ``keras.ops.convert_to_numpy`` cannot read ("object __array__ method not
+    producing an array"); its tensor is the primary replica's value.
+    """
+    return np.array(keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(variable)))
 
 
 def _norm(array: np.ndarray) -> float:
@@ -330,7 +341,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._probe = tuple(keras.tree.map_structure(to_numpy, part) for part in batch)
 
     def _iterations(self, optimizer) -> int:
-        return int(keras.ops.convert_to_numpy(optimizer.iterations.value))
+        return int(_host(optimizer.iterations))
 
     def _install_capture(self, period: int) -> bool:
         model = self.model  # syncs the jax state before the optimizer is read
@@ -396,7 +407,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._global_step = self._g0
         self._epoch_start = self._g0
         self._previous = {
-            id(v): np.array(keras.ops.convert_to_numpy(v.value))
+            id(v): _host(v)
             for v in model.trainable_weights
         }
         self._saved_train_function = model.train_function
@@ -444,7 +455,7 @@ class GradientHistogram(keras.callbacks.Callback):
         if missing:
             _ = self.model  # syncs the jax state before values are read
             for v in missing:
-                self._previous[id(v)] = np.array(keras.ops.convert_to_numpy(v.value))
+                self._previous[id(v)] = _host(v)
 
     def on_train_batch_end(self, batch, logs=None):
         previous = self._global_step
@@ -518,6 +529,9 @@ class GradientHistogram(keras.callbacks.Callback):
         _, grads = loss_and_gradients(
             model, x, y, sample_weight=sample_weight, training=self.training, variables=variables
         )
+        scale = distribution_loss_scale()  # 1/N inside an N-replica tf.distribute scope
+        if scale != 1.0:
+            grads = [np.asarray(g) / scale for g in grads]
         self._log(step, variables, grads)
 
     def _log(self, step: int, variables: list, grads: list[np.ndarray]) -> None:
@@ -531,7 +545,7 @@ class GradientHistogram(keras.callbacks.Callback):
                 continue
             grad = np.asarray(grad)
             norm = _norm(grad)
-            weight = np.array(keras.ops.convert_to_numpy(variable.value))
+            weight = _host(variable)
             prev = self._previous.get(id(variable))
             self._previous[id(variable)] = weight
             if self.histograms:

@@ -349,6 +349,14 @@ def test_works_with_tensorflow_not_importable(tmp_path):
         assert [e.step for e in acc.Scalars("gradient_norm/global")] == [0, 1]
         assert acc.SummaryMetadata("gradients/m/d/kernel").plugin_data.plugin_name == "histograms"
         assert "tensorflow" not in sys.modules
+        # keras.callbacks.TensorBoard needs TensorFlow even here (keras-team/keras#19121).
+        try:
+            model.fit(x, y, epochs=1, verbose=0,
+                      callbacks=[keras.callbacks.TensorBoard({str(tmp_path / "tb")!r})])
+        except ImportError as e:
+            assert "tensorflow" in str(e), e
+        else:
+            raise AssertionError("keras.callbacks.TensorBoard worked without TensorFlow")
         print("OK")
     """)
     env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=ROOT)
@@ -359,7 +367,8 @@ def test_works_with_tensorflow_not_importable(tmp_path):
 
 @pytest.mark.skipif(BACKEND != "tensorflow",
                     reason="tf.distribute strategies exist only on the TensorFlow backend")
-def test_capture_refuses_a_multi_replica_tf_strategy(tmp_path):
+def test_tf_distribute_scope_probe_works_and_capture_is_refused(tmp_path):
+    """fit inside a strategy scope: variables read there are MirroredVariables."""
     script = textwrap.dedent(f"""
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -367,26 +376,60 @@ def test_capture_refuses_a_multi_replica_tf_strategy(tmp_path):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras, numpy as np
         from keras_recipes.callbacks import GradientHistogram
-        with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
-            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-            model.compile(optimizer="sgd", loss="mse")
-        x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
-        try:
-            model.fit(x, y, batch_size=4, verbose=0,
-                      callbacks=[GradientHistogram({str(tmp_path)!r})])
-        except ValueError as e:
-            assert "multi-replica tf.distribute" in str(e) and "data=(x, y)" in str(e), e
-        else:
-            raise AssertionError("no error")
-        probe = GradientHistogram({str(tmp_path)!r}, data=(x, y), verbose=0)  # works
-        model.fit(x, y, batch_size=4, verbose=0, callbacks=[probe])
-        assert probe.logged_steps == [0]
+        from keras_recipes.callbacks.event_writer import read_scalars
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(8, 3)).astype("float32")
+        y = rng.normal(size=(8, 2)).astype("float32")
+        for devices in (["/cpu:0", "/cpu:1"], ["/cpu:0"]):
+            log_dir = {str(tmp_path)!r} + f"/{{len(devices)}}"
+            with tf.distribute.MirroredStrategy(devices).scope():
+                model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")],
+                                         name="m")
+                model.compile(optimizer="sgd", loss="mse")
+                capture = GradientHistogram(log_dir + "/capture", verbose=0)
+                if len(devices) == 2:
+                    try:
+                        model.fit(x, y, batch_size=4, verbose=0, callbacks=[capture])
+                    except ValueError as e:
+                        assert "multi-replica tf.distribute" in str(e), e
+                        assert "data=(x, y)" in str(e), e
+                    else:
+                        raise AssertionError("no error")
+                else:  # one replica: the optimizer sees the whole gradient
+                    model.fit(x, y, batch_size=4, verbose=0, callbacks=[capture])
+                    assert capture.logged_steps == [0], capture.logged_steps
+                probe = GradientHistogram(log_dir + "/probe", data=(x, y), verbose=0)
+                model.fit(x, y, batch_size=4, verbose=0, callbacks=[probe])
+                assert probe.logged_steps == [0], probe.logged_steps
+            w, b = (np.asarray(v.numpy()) for v in model.layers[0].weights)
+            want = 2.0 / y.size * x.T @ (x @ w + b - y)  # d/dW mean((xW + b - y)^2)
+            got = read_scalars(log_dir + "/probe/train")["gradient_norm/m/d/kernel"]
+            np.testing.assert_allclose(got[0][1], np.linalg.norm(want), rtol=1e-5)
         print("OK")
     """)
     env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow",
+                    reason="keras.callbacks.TensorBoard needs TensorFlow; under torch and jax "
+                           "test_works_with_tensorflow_not_importable shows it fails without it")
+def test_keras_tensorboard_logs_weight_histograms_only(tmp_path):
+    """The peer fault: histogram_freq=1 logs weights, never gradients (tensorflow#31173)."""
+    model = _mlp()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((8, 5), "float32"), np.zeros((8, 3), "float32")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[
+        keras.callbacks.TensorBoard(tmp_path / "keras", histogram_freq=1, write_graph=False),
+        GradientHistogram(tmp_path / "ours", verbose=0)])
+    theirs = set(read_histograms(tmp_path / "keras" / "train"))
+    assert theirs and all("grad" not in tag for tag in theirs)
+    assert len(theirs) == len(model.weights)  # one per weight: the weights themselves
+    ours = set(read_histograms(tmp_path / "ours" / "train"))
+    assert ours == {f"gradients/net/{p}" for p in
+                    ("d0/kernel", "d0/bias", "d1/kernel", "d1/bias")}
 
 
 # ---------------------------------------------------------------- arguments
