@@ -155,7 +155,7 @@ class EarlyStopping(keras.callbacks.Callback):
         min_delta: minimum change that counts as an improvement (>= 0).
         patience: epochs without improvement before stopping (0 and 1 both
             stop at the first epoch without improvement, as in Keras).
-        verbose: 0 silent, 1 print when stopping or restoring.
+        verbose: 0 silent, > 0 print when stopping or restoring (as Keras).
         mode: ``"auto"``, ``"min"`` or ``"max"``. ``"auto"``: minimize losses,
             otherwise the compiled metric's own direction (accuracy, AUC...:
             maximize); unknown direction raises at ``on_train_begin``.
@@ -217,8 +217,8 @@ class EarlyStopping(keras.callbacks.Callback):
             raise _error("min_delta", "a float >= 0", min_delta)
         if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
             raise _error("patience", "an int >= 0", patience)
-        if verbose not in (0, 1, True, False):
-            raise _error("verbose", "0 or 1", verbose)
+        if not isinstance(verbose, int) or verbose < 0:
+            raise _error("verbose", "an int >= 0", verbose)
         if mode not in ("auto", "min", "max"):
             raise _error("mode", "one of 'auto', 'min', 'max'", mode)
         for name, value in (

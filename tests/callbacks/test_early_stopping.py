@@ -1,5 +1,6 @@
 """EarlyStopping: the pure decision driven by tables, the hooks by scripted logs, and one fit."""
 
+import inspect
 import json
 import math
 
@@ -186,9 +187,47 @@ def test_restore_in_real_fit_keeps_device_copies_valid():
     model.fit(x, y, epochs=5, batch_size=16, verbose=0,
               callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=record), stopper])
     assert stopper.best_epoch == 1 and stopper.stop_reason is None
+    # Kept as backend tensors (on the variables' device), not NumPy host copies.
+    assert all(keras.ops.is_tensor(w) and not isinstance(w, np.ndarray)
+               for w in stopper.best_weights)
     assert not np.array_equal(per_epoch[1][0], per_epoch[4][0])
     for v, want in zip(model.weights, per_epoch[1], strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v.value), want)
+
+
+def test_drop_in_superset_same_arguments_and_defaults():
+    """Every argument of keras.callbacks.EarlyStopping, same position and default."""
+    theirs = list(inspect.signature(keras.callbacks.EarlyStopping.__init__).parameters.values())
+    ours = list(inspect.signature(EarlyStopping.__init__).parameters.values())
+    assert [(p.name, p.default) for p in ours[: len(theirs)]] == [
+        (p.name, p.default) for p in theirs
+    ]
+    extra = {p.name: p.default for p in ours[len(theirs):]}
+    assert extra == dict(check_finite=True, min_delta_mode="abs", stopping_threshold=None,
+                         divergence_threshold=None, overfit_patience=None,
+                         reset_on_train_begin=True)
+    assert all(p.kind is p.KEYWORD_ONLY for p in ours[len(theirs):])
+    # Positional use as with Keras: monitor, min_delta, patience, verbose, mode, baseline.
+    stopper = EarlyStopping("val_loss", 0.1, 2, 0, "min", None, True, 1)
+    assert (stopper.min_delta, stopper.patience, stopper.restore_best_weights,
+            stopper.start_from_epoch) == (0.1, 2, True, 1)
+
+
+def test_overfit_rule_through_the_hooks():
+    """on_epoch_end pairs val_loss with loss from the logs (the table drives evaluate())."""
+    model = _model()
+    stopper = EarlyStopping(patience=10, overfit_patience=2, restore_best_weights=True)
+    logs = [dict(loss=1.0, val_loss=1.0), dict(loss=0.8, val_loss=0.8),
+            dict(loss=0.7, val_loss=0.85), dict(loss=0.6, val_loss=0.9),
+            dict(loss=0.5, val_loss=0.95)]
+    assert _drive(stopper, model, logs) == [0, 1, 2, 3]
+    assert (stopper.stop_reason, stopper.stopped_epoch, stopper.best, stopper.best_epoch) == (
+        "overfitting", 3, 0.8, 1)
+    assert _marker(model) == 1.0  # the best epoch's weights
+    # Without the training counterpart in the logs the rule cannot fire.
+    blind = EarlyStopping(patience=10, overfit_patience=2)
+    assert _drive(blind, _model(), [{"val_loss": d["val_loss"]} for d in logs]) == list(range(5))
+    assert blind.stop_reason is None
 
 
 # ---------------------------------------------- faults of keras.callbacks.EarlyStopping
@@ -275,6 +314,13 @@ def test_auto_mode_unknown_metric_fails_at_train_begin():
         model.fit(x, y, epochs=2, verbose=0,
                   callbacks=[EarlyStopping(monitor="val_my_score"), counter])
     assert epochs_run == []
+    # Keras's own callback accepts it at train begin and fails after the first epoch.
+    theirs = keras.callbacks.EarlyStopping(monitor="val_my_score")
+    theirs.set_model(model)
+    theirs.on_train_begin()
+    if KERAS_VERSION <= (3, 15, 1):
+        with pytest.raises(ValueError, match="automatically determine"):
+            theirs.on_epoch_end(0, {"val_my_score": 1.0})
 
 
 @pytest.mark.parametrize(
@@ -339,7 +385,7 @@ def test_config_round_trip():
         (dict(monitor=""), "`monitor`. Expected a non-empty string"),
         (dict(min_delta=-0.1), "`min_delta`. Expected a float >= 0"),
         (dict(patience=-1), "`patience`. Expected an int >= 0"),
-        (dict(verbose=2), "`verbose`. Expected 0 or 1"),
+        (dict(verbose=-1), "`verbose`. Expected an int >= 0"),
         (dict(mode="best"), "`mode`. Expected one of 'auto', 'min', 'max'"),
         (dict(baseline=NAN), "`baseline`. Expected None or a finite float"),
         (dict(stopping_threshold="low"), "`stopping_threshold`. Expected None or a finite"),
