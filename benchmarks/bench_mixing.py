@@ -377,7 +377,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=11, help="timed calls per variant")
-    parser.add_argument("--threads", type=int, default=2, help="torch / TF compute threads")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch / TF compute threads (1: also one XLA thread on jax)")
     parser.add_argument("--model-steps", type=int, default=10,
                         help="steps per timed epoch of the CNN benchmark (0: skip it)")
     parser.add_argument("--model-repeats", type=int, default=5)
@@ -395,6 +396,9 @@ def main(argv=None):
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if backend == "jax" and args.threads == 1:  # XLA's CPU thread pool: one thread
+            env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                                " intra_op_parallelism_threads=1").strip()
         print(f"--- {backend} ...", flush=True)
         proc = subprocess.run([sys.executable, __file__, "--one", backend, *forwarded], env=env,
                               cwd=ROOT, capture_output=True, text=True)
@@ -410,7 +414,8 @@ def main(argv=None):
         f"Date: {datetime.date.today().isoformat()}. Machine: {platform.machine()}, "
         f"{os.cpu_count()} CPU cores, shared with other jobs (load average 1/5/15 min: "
         f"{load_before} before, {_load()} after). Keras {keras.__version__}, "
-        f"{args.threads} compute threads for torch/TF, median of {args.repeats} interleaved "
+        f"{args.threads} compute thread(s) for torch/TF"
+        + (" and XLA" if args.threads == 1 else "") + f", median of {args.repeats} interleaved "
         f"calls per variant, batch ({args.batch}, {args.size}, {args.size}, 3) float32, "
         f"labels ({args.batch}, {args.classes}) one-hot."
     )
