@@ -184,9 +184,10 @@ def main(argv=None) -> int:
                            counts={"train": n, "validation": nv, "test": nv})
     epochs = args.epochs
     # Phase 2 of the recipe for every epoch: head_epochs=0 trains all layers from the start.
+    # The phase is longer than the fits, so its once-per-phase test evaluation is not timed.
     cfg = recipe_mod.Defaults(
         data="digits", weights="none", head="gap", image_size=s, batch_size=bs,
-        head_epochs=0, fine_tune_epochs=epochs, patience=epochs + 1, grad_probe=0,
+        head_epochs=0, fine_tune_epochs=epochs + 100, patience=epochs + 100, grad_probe=0,
         histogram_freq=args.histogram_freq, verbose=0, backend=args.backend,
         mixed_precision=args.mixed_precision)
     plan = recipe_mod.Plan(data="digits", weights="none", head="gap", image_size=s,
@@ -196,10 +197,13 @@ def main(argv=None) -> int:
     class EpochTimer(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.times, self.last = [], time.perf_counter()
+            self.cpu, self.last_cpu = [], time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
-            now = time.perf_counter()
+            now, now_cpu = time.perf_counter(), time.process_time()
             self.times.append(now - self.last)
+            self.cpu.append(now_cpu - self.last_cpu)
+            self.last_cpu = now_cpu
             self.last = now
 
     def keras_fit(with_callbacks: bool, run: int) -> list[float]:
@@ -209,20 +213,40 @@ def main(argv=None) -> int:
         train, steps, val, test, probe = r._pipelines(0, epochs)
         cbs = []
         if with_callbacks:
-            cbs, _ = r.make_callbacks("transfer", test, probe, None, fp)
+            cbs, chief, _ = r.make_callbacks("transfer", test, probe, None, fp)
+            cbs = [*cbs, *chief]  # one process: every callback runs
+            for cb in cbs:  # time each callback's end-of-epoch work
+                _time_epoch_end(cb, epoch_end_seconds)
         timer = EpochTimer()
         model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=val,
                   callbacks=[*cbs, timer], shuffle=False, verbose=0)
+        cpu_times["recipe" if with_callbacks else "bare_fit"] += timer.cpu[1:]
         return timer.times[1:]
+
+    epoch_end_seconds: dict[str, list[float]] = {}
+
+    def _time_epoch_end(cb, acc):
+        name = type(cb).__name__.lstrip("_")
+        original = cb.on_epoch_end
+
+        def timed(epoch, logs=None):
+            t0 = time.perf_counter()
+            original(epoch, logs)
+            if epoch > 0:  # as the epochs timed
+                acc.setdefault(name, []).append(time.perf_counter() - t0)
+
+        cb.on_epoch_end = timed
 
     def torch_loop(run: int) -> list[float]:
         loop = TorchLoop(x, y, xv, yv, bs, k)
         loop.amp = args.mixed_precision
-        times = []
+        times, cpu = [], []
         for _ in range(epochs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loop.epoch()
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        cpu_times["torch_loop"] += cpu[1:]
         return times[1:]
 
     def pipeline_only() -> float:
@@ -245,6 +269,7 @@ def main(argv=None) -> int:
     }
     variants = [v for v in args.variants.split(",") if v]
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpu_times: dict[str, list[float]] = {v: [] for v in runners}
     for rep in range(args.repeats):
         order = variants[rep % len(variants):] + variants[: rep % len(variants)]
         for v in order:
@@ -254,14 +279,16 @@ def main(argv=None) -> int:
     pipe = statistics.median(pipeline_only() for _ in range(3))
 
     med = {v: statistics.median(t) for v, t in times.items()}
+    cpu_med = {v: statistics.median(t) for v, t in cpu_times.items() if t}
     print(f"\nbackend {args.backend}, keras {keras.__version__}, {device_description()}, "
           f"policy {policy}, threads {args.threads or 'default'}; {s}x{s} images, batch {bs}, "
           f"{args.steps} steps + {args.val_batches} validation batches per epoch, "
           f"{args.repeats} x {epochs - 1} timed epochs per variant")
-    print("| variant | median s/epoch | train img/s (epoch incl. validation) |")
-    print("|---|---|---|")
+    print("| variant | median wall s/epoch | median CPU s/epoch (process, all threads) | "
+          "train img/s (wall, epoch incl. validation) |")
+    print("|---|---|---|---|")
     for v in variants:
-        print(f"| {v} | {med[v]:.3f} | {n / med[v]:.1f} |")
+        print(f"| {v} | {med[v]:.3f} | {cpu_med.get(v, float('nan')):.3f} | {n / med[v]:.1f} |")
 
     def ratio(a, b):
         return f"{med[a] / med[b]:.3f}" if a in med and b in med else "n/a"
@@ -269,6 +296,16 @@ def main(argv=None) -> int:
     print(f"\nrecipe / bare_fit:     {ratio('recipe', 'bare_fit')}   (target <= 1.05)")
     print(f"bare_fit / torch_loop: {ratio('bare_fit', 'torch_loop')}")
     print(f"recipe / torch_loop:   {ratio('recipe', 'torch_loop')}")
+
+    def cpu_ratio(a, b):
+        return f"{cpu_med[a] / cpu_med[b]:.3f}" if a in cpu_med and b in cpu_med else "n/a"
+
+    print(f"CPU time: recipe / bare_fit {cpu_ratio('recipe', 'bare_fit')}, bare_fit / "
+          f"torch_loop {cpu_ratio('bare_fit', 'torch_loop')}, recipe / torch_loop "
+          f"{cpu_ratio('recipe', 'torch_loop')}")
+    if epoch_end_seconds:
+        print("recipe callbacks, median end-of-epoch seconds: " + ", ".join(
+            f"{k} {statistics.median(v):.3f}" for k, v in epoch_end_seconds.items()))
     if "bare_fit" in med:
         print(f"input pipeline alone: {pipe:.3f} s per epoch = {100 * pipe / med['bare_fit']:.1f}% "
               "of a bare epoch (prefetched in parallel)")

@@ -30,8 +30,25 @@ Commands (from the repository root):
     python recipes/transfer_vgg19.py --augment mixup-cutmix --label-smoothing 0.1
     benchmarks/gpu_transfer.sh                       # 224x224 GPU check, torch + tensorflow
 
-One device per run: the script has no multi-GPU mode (on several GPUs it uses
-the first one, as each backend does by default).
+Several devices (``--distribute``, through ``keras_recipes.distribute.setup``;
+``--batch-size`` is then the global batch, rounded up to a multiple of the
+replicas; only the chief process writes files and prints):
+
+    # tensorflow, the GPUs of one host; jax, the devices of one host
+    python recipes/transfer_vgg19.py --backend tensorflow --distribute mirrored
+    python recipes/transfer_vgg19.py --backend jax --distribute data_parallel
+    # torch, one process per GPU
+    KERAS_BACKEND=torch torchrun --standalone --nproc_per_node=4 \
+        recipes/transfer_vgg19.py --distribute ddp
+    # 2 replicas on a CPU (as the test runs it)
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+        python recipes/transfer_vgg19.py --backend jax --smoke --distribute data_parallel
+
+Several hosts: ``--distribute multi_worker`` (tensorflow, ``TF_CONFIG``),
+``data_parallel`` with the ``KERAS_DISTRIBUTION_*`` variables (jax), ``torchrun
+--nnodes`` (torch); see the README's "Multi-GPU and multi-host". Tested here: 2
+XLA host devices on jax (tests/recipes/test_transfer_vgg19.py); the other engines
+run the same code path but were not run with this recipe.
 
 Outputs, in one run folder ``runs/transfer_vgg19-<date>-<time>/``: ``config.json``,
 ``metrics.json`` (per-epoch history, per-phase and final metrics, the summary),
@@ -61,6 +78,8 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,6 +94,8 @@ MIN_IMAGE_SIZE = 32  # VGG19's minimum input side
 SOURCE_BATCH = 32  # batch size of the source task (digits 0-4)
 DIGITS_VAL_SPLIT = 0.06  # about 10 validation images per digit (evaluated every epoch)
 AUGMENTS = ("none", "basic", "mixup", "cutmix", "mixup-cutmix")
+# keras_recipes.distribute.KINDS over every backend (checked per backend by setup()).
+DISTRIBUTE_KINDS = ("none", "auto", "mirrored", "multi_worker", "data_parallel", "ddp")
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
 # Testing aid: "VARIANT:EPOCH:BATCH" (0-based) makes the process SIGKILL itself
@@ -151,6 +172,10 @@ class Defaults:
     backend: str = _option(_default_backend(), "torch | tensorflow | jax (default: "
                            "$KERAS_BACKEND, else torch); applied before Keras is imported")
     threads: int = _option(0, "CPU compute threads (0: the framework's default)")
+    distribute: str = _option("none", "data-parallel engine (keras_recipes.distribute.setup): "
+                              "none | auto | mirrored, multi_worker (tensorflow) | "
+                              "data_parallel (jax) | ddp (torch, launched by torchrun); "
+                              "--batch-size is then the global batch")
     out: str = _option("runs", "parent folder of run folders")
     resume: bool = _option(False, "continue the newest run in --out from its last completed "
                            "epoch")
@@ -167,7 +192,7 @@ SMOKE = {
     "fine_tune_epochs": 2,
     "source_epochs": 1,
     "train_per_class": 2,
-    "batch_size": 5,
+    "batch_size": 10,  # one step per epoch; even, so 2 replicas split it (--distribute)
     "limit": 10,
     "grad_probe": 0,
     "histogram_freq": 2,
@@ -260,6 +285,8 @@ def check_config(cfg) -> None:
         raise RecipeError("Use either --clipnorm or --global-clipnorm, not both.")
     if cfg.verbose not in (0, 1, 2):
         raise bad("verbose", "0, 1 or 2", cfg.verbose)
+    if cfg.distribute not in DISTRIBUTE_KINDS:
+        raise bad("distribute", " | ".join(DISTRIBUTE_KINDS), cfg.distribute)
     _check_data_arg(cfg.data)
     _check_weights_arg(cfg.weights)
 
@@ -321,7 +348,7 @@ def _load_resume(cfg, given: set[str]):
     values = saved["config"]
     ignored = sorted(
         k for k in given
-        if k not in ("resume", "out", "backend", "threads", "verbose")
+        if k not in ("resume", "out", "backend", "threads", "verbose", "distribute")
         and values.get(k) != getattr(cfg, k)
     )
     if ignored:
@@ -329,7 +356,8 @@ def _load_resume(cfg, given: set[str]):
               + ", ".join("--" + k.replace("_", "-") for k in ignored))
     fields = {f.name for f in dataclasses.fields(Defaults)}
     merged = {k: v for k, v in values.items() if k in fields}
-    merged.update(resume=True, out=cfg.out, threads=cfg.threads, verbose=cfg.verbose)
+    merged.update(resume=True, out=cfg.out, threads=cfg.threads, verbose=cfg.verbose,
+                  distribute=cfg.distribute)
     return run_dir, Defaults(**merged), saved
 
 
@@ -394,6 +422,7 @@ class Recipe:
         self.run_dir = run_dir
         self.saved = saved
         self.start = time.time()
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ plan
     def resolve(self) -> Plan:
@@ -514,10 +543,19 @@ class Recipe:
         cfg = self.cfg
         if cfg.threads:
             set_num_threads(cfg.threads)
+        self.ctx = _distribute_context(cfg.distribute)  # before any other TensorFlow op
+        if not self.ctx.is_chief:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (one log: the chief's)
         plan = self.resolve()
         if plan.notice:
             print(plan.notice)
         self.plan = plan
+        replicas = self.ctx.num_replicas
+        if replicas > 1:
+            plan.batch_size = _round_up(plan.batch_size, replicas)
+            print(f"--distribute {cfg.distribute}: {self.ctx.kind} over {replicas} replicas "
+                  f"({self.ctx.num_processes} process(es)); global batch {plan.batch_size} "
+                  f"({plan.batch_size // replicas} per replica)")
         self.device = device_description()
         self.policy = mixed_precision_policy() if cfg.mixed_precision else "float32"
         keras.config.set_dtype_policy(self.policy)
@@ -528,7 +566,10 @@ class Recipe:
         resolved.update(image_size=plan.image_size, head=plan.head, data=plan.data,
                         weights=plan.weights, scratch="yes" if plan.scratch else "no",
                         batch_size=plan.batch_size)
-        if self.run_dir is None:
+        if self.run_dir is None and not self.ctx.is_chief:
+            # Other processes write nothing (this folder is never created).
+            self.run_dir = Path(cfg.out).expanduser() / f".{NAME}-process{self.ctx.process_index}"
+        elif self.run_dir is None:
             self.run_dir = runs.make_run_dir(cfg.out, NAME)
             runs.save_json(self.run_dir / "config.json", {
                 "config": dataclasses.asdict(cfg), "resolved": resolved,
@@ -566,6 +607,7 @@ class Recipe:
                 status = EXIT_NONFINITE
                 break
         self.finish(status)
+        self.ctx.shutdown()
         return status
 
     def attach(self, plan: Plan, target, is_numpy: bool, run_dir: Path) -> None:
@@ -586,7 +628,13 @@ class Recipe:
         self.num_classes = target.num_classes
         self.run_dir = Path(run_dir)
         self.state_dir = self.run_dir / "state"
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not hasattr(self, "ctx"):
+            from keras_recipes.distribute import setup
+
+            self.ctx = setup("none")
+        self.writes = self.ctx.is_chief  # one writer: the chief process
+        if self.writes:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
         progress = _read_json(self.state_dir / "progress.json") or {
             "variants": {}, "elapsed": 0.0, "source": None, "sessions": 0}
         progress["sessions"] += 1
@@ -594,8 +642,11 @@ class Recipe:
         self.elapsed_before = float(progress.get("elapsed", 0.0))
 
     def _save_progress(self) -> None:
-        self.progress["elapsed"] = self.elapsed_before + time.time() - self.start
-        _atomic_json(self.state_dir / "progress.json", self.progress)
+        if not self.writes:
+            return
+        with self._lock:  # the checkpoint writer thread calls this too
+            self.progress["elapsed"] = self.elapsed_before + time.time() - self.start
+            _atomic_json(self.state_dir / "progress.json", self.progress)
 
     # ---------------------------------------------------------- source task
     def source_task(self, source):
@@ -606,8 +657,9 @@ class Recipe:
         from keras_recipes.applications import build_transfer_model
 
         cfg, plan = self.cfg, self.plan
+        batch = _round_up(SOURCE_BATCH, self.ctx.num_replicas)
         key = (f"vgg19-digits01234-{plan.image_size}px-e{cfg.source_epochs}-lr{cfg.source_lr:g}"
-               f"-b{SOURCE_BATCH}-n{len(source.train[0])}-seed{cfg.seed}-{self.policy}")
+               f"-b{batch}-n{len(source.train[0])}-seed{cfg.seed}-{self.policy}")
         cache = Path(cfg.out).expanduser() / "_cache"
         path = cache / f"{key}.weights.h5"
         info_path = cache / f"{key}.json"
@@ -616,31 +668,37 @@ class Recipe:
             print(f"source task: reusing cached VGG19 trained on digits 0-4 ({path}; "
                   f"val top-1 {info['val_top1']:.3f}, trained under {info['backend']})")
             return str(path), {**info, "cached": True}
-        cache.mkdir(parents=True, exist_ok=True)
+        if self.writes:
+            cache.mkdir(parents=True, exist_ok=True)
         print(f"\n== source task: VGG19 from random initialization on digits 0-4 "
               f"({len(source.train[0])} images, {cfg.source_epochs} epochs, Adam "
               f"lr {cfg.source_lr:g}); cached for later runs in {cache}")
         keras.utils.set_random_seed(cfg.seed)
-        model = build_transfer_model("vgg19", source.num_classes,
-                                     input_shape=(plan.image_size, plan.image_size, 3),
-                                     weights=None, head="gap", freeze_backbone=False,
-                                     classifier_activation=None, name="vgg19_source")
-        model = _float32_logits(model, self.policy)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.source_lr),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
-                      jit_compile=True if cfg.jit else "auto")
+        with self.ctx.scope():
+            model = build_transfer_model("vgg19", source.num_classes,
+                                         input_shape=(plan.image_size, plan.image_size, 3),
+                                         weights=None, head="gap", freeze_backbone=False,
+                                         classifier_activation=None, name="vgg19_source")
+            model = _float32_logits(model, self.policy)
+            model.compile(optimizer=keras.optimizers.Adam(cfg.source_lr),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")],
+                          jit_compile=True if cfg.jit else "auto")
         x, y = source.train
-        train, steps = _epoch_pipeline(x, y, SOURCE_BATCH, cfg.seed + 1, 0, cfg.source_epochs)
-        val = _plain_pipeline(*source.validation, SOURCE_BATCH)
+        train, steps = _epoch_pipeline(x, y, batch, cfg.seed + 1, 0, cfg.source_epochs)
+        val = _plain_pipeline(*source.validation, batch)
         t0 = time.time()
-        hist = model.fit(train, epochs=cfg.source_epochs, steps_per_epoch=steps,
-                         validation_data=val, shuffle=False, verbose=cfg.verbose)
+        hist = self.ctx.fit(model, train, epochs=cfg.source_epochs, steps_per_epoch=steps,
+                            validation_data=val, shuffle=False, verbose=cfg.verbose)
         seconds = time.time() - t0
         val_top1 = float(hist.history["val_top1"][-1])
         if not math.isfinite(float(hist.history["loss"][-1])):
             raise RecipeError("The source task's loss became non-finite; lower --source-lr.",
                               EXIT_NONFINITE)
+        if not self.writes:  # the chief writes the cache; the others keep a private copy
+            path = Path(tempfile.mkdtemp(prefix=f"{NAME}-source-")) / path.name
+            model.get_layer("backbone").save_weights(str(path))
+            return str(path), {"path": str(path), "val_top1": val_top1, "cached": False}
         tmp = cache / f".{key}.{os.getpid()}.weights.h5"
         model.get_layer("backbone").save_weights(str(tmp))
         os.replace(tmp, path)
@@ -728,7 +786,18 @@ class Recipe:
         return epochs, [p for p in phases if p[2] > p[1]], lr, title
 
     def build_model(self, name: str, weights_file: str | None):
-        """(the network, the compiled model to fit, fingerprint of the initial head)."""
+        """(the network, the compiled model to fit, fingerprint of the initial head).
+
+        Built and compiled inside the distribution engine's scope (``--distribute``).
+        """
+        import keras
+
+        _, _, lr, _ = self.variant_plan(name)
+        keras.utils.set_random_seed(self.cfg.seed)
+        with self.ctx.scope():
+            return self._build_model(name, weights_file, lr)
+
+    def _build_model(self, name: str, weights_file: str | None, lr: float):
         import keras
         import numpy as np
 
@@ -736,8 +805,6 @@ class Recipe:
         from keras_recipes.applications import build_transfer_model
 
         cfg, plan = self.cfg, self.plan
-        _, _, lr, _ = self.variant_plan(name)
-        keras.utils.set_random_seed(cfg.seed)
         try:
             net = build_transfer_model(
                 "vgg19", self.num_classes,
@@ -761,13 +828,19 @@ class Recipe:
         if head_file.is_file():
             with np.load(head_file) as z:
                 _assign(head_vars, [z[f"v{i}"] for i in range(len(z.files))], "head")
-        else:
-            _savez(head_file, [v.value for v in head_vars])
+        elif self.writes:
+            _savez(head_file, _to_numpy(v.value for v in head_vars))
         fp = runs.fingerprint([keras.ops.convert_to_numpy(v.value) for v in head_vars])
         return net, self._compile_model(net, lr), fp
 
     def make_callbacks(self, name: str, test, probe, resume_state, head_fingerprint: str):
-        """The recipe's callbacks for one variant, in order; the last one is the checkpoint."""
+        """(callbacks, chief_callbacks, checkpoint) of one variant.
+
+        ``callbacks`` run in every process of a ``--distribute`` run, as they decide
+        (unfreeze, early stopping) or evaluate (the checkpoint's phase reports) together;
+        the checkpoint, last of them, writes its files only in the chief process.
+        ``chief_callbacks`` (TensorBoard writers) run in the chief process only.
+        """
         from keras_recipes import callbacks as kcb
         from keras_recipes import runs
 
@@ -775,7 +848,7 @@ class Recipe:
         _, phases, _, _ = self.variant_plan(name)
         log_dir = self.run_dir / "logs" / name
         stateful = {}
-        cbs = []
+        cbs, chief = [], []
         if name == "transfer" and cfg.head_epochs and cfg.fine_tune_epochs:
             stateful["unfreeze"] = kcb.UnfreezeSchedule(
                 "backbone", {cfg.head_epochs: "all"}, learning_rate=cfg.fine_tune_lr, verbose=1)
@@ -786,10 +859,10 @@ class Recipe:
         # TensorBoard(histogram_freq=1) costs about 7 s of CPU per epoch on VGG19's 20M weights).
         stateful["gradients"] = kcb.GradientHistogram(
             str(log_dir), data=probe, every="epoch", verbose=1)
-        cbs.append(stateful["gradients"])
-        cbs.append(runs.tensorboard_scalars(str(log_dir)))
+        chief.append(stateful["gradients"])
+        chief.append(runs.tensorboard_scalars(str(log_dir)))
         if cfg.histogram_freq:
-            cbs.append(weight_histograms(str(log_dir), cfg.histogram_freq))
+            chief.append(weight_histograms(str(log_dir), cfg.histogram_freq))
         if cfg.patience and cfg.fine_tune_epochs:
             # Same rule for every variant: watch val_loss from the fine-tuning epochs on.
             stateful["early_stopping"] = kcb.EarlyStopping(
@@ -799,7 +872,7 @@ class Recipe:
         checkpoint = run_checkpoint(self, name, phases, stateful, test, resume_state,
                                     head_fingerprint=head_fingerprint)
         cbs.append(checkpoint)
-        return cbs, checkpoint
+        return cbs, chief, checkpoint
 
     def train_variant(self, name: str, weights_file: str | None):
         cfg = self.cfg
@@ -809,14 +882,15 @@ class Recipe:
         resume_state = self._resume_state(name)
         initial_epoch = 0 if resume_state is None else resume_state["epoch"] + 1
         train, steps, val, test, probe = self._pipelines(initial_epoch, epochs)
-        cbs, checkpoint = self.make_callbacks(name, test, probe, resume_state, fp)
+        cbs, chief, checkpoint = self.make_callbacks(name, test, probe, resume_state, fp)
         if resume_state is not None:
             checkpoint.restore_before_fit(model)
         if initial_epoch >= epochs or (resume_state or {}).get("stopped"):
             print(f"{name}: all epochs done before the interruption")
         else:
-            model.fit(train, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                      validation_data=val, callbacks=cbs, shuffle=False, verbose=cfg.verbose)
+            self.ctx.fit(model, train, epochs=epochs, initial_epoch=initial_epoch,
+                         steps_per_epoch=steps, validation_data=val, callbacks=cbs,
+                         chief_callbacks=chief, shuffle=False, verbose=cfg.verbose)
         return checkpoint.finish(model, net, test, epochs)
 
     def _resume_state(self, name: str):
@@ -836,6 +910,8 @@ class Recipe:
         from keras_recipes.callbacks import plot_gradient_norms
 
         self._save_progress()
+        if not self.writes:  # another process of a --distribute run: the chief reports
+            return
         cfg, plan, prog = self.cfg, self.plan, self.progress
         rows = []
         for name, res in prog["variants"].items():
@@ -861,6 +937,8 @@ class Recipe:
             "backend": keras.backend.backend(),
             "device": self.device,
             "dtype_policy": self.policy,
+            "distribute": {"kind": self.ctx.kind, "replicas": self.ctx.num_replicas,
+                           "processes": self.ctx.num_processes},
             "wall_seconds": prog["elapsed"],
             "sessions": prog["sessions"],
             "offline_notice": bool(plan.notice),
@@ -888,7 +966,11 @@ class Recipe:
               f"{s['counts'].get('test')})")
         print(f"weights:  {s['weights']}; head {s['head']}; {s['image_size']}x"
               f"{s['image_size']}")
-        print(f"backend:  {s['backend']} on {s['device']}; dtype policy {s['dtype_policy']}")
+        d = s["distribute"]
+        where = "" if d["replicas"] == 1 else (f"; {d['kind']} over {d['replicas']} replicas, "
+                                               f"{d['processes']} process(es)")
+        print(f"backend:  {s['backend']} on {s['device']}; dtype policy {s['dtype_policy']}"
+              f"{where}")
         print(f"wall:     {s['wall_seconds']:.0f} s in {s['sessions']} session(s); status "
               f"{s['status']}")
         src = metrics.get("source_task")
@@ -947,7 +1029,8 @@ def _make_checkpoint_class():
             self.resume = resume
             self.head_fingerprint = head_fingerprint
             self.dir = recipe.state_dir / variant
-            self.dir.mkdir(parents=True, exist_ok=True)
+            if recipe.writes:
+                self.dir.mkdir(parents=True, exist_ok=True)
             r = resume or {}
             self.history = list(r.get("history", []))
             self.phase_reports = list(r.get("phase_reports", []))
@@ -961,6 +1044,8 @@ def _make_checkpoint_class():
             self._epoch_start = None
             self._train_end = None
             self._batches = 0
+            self._writer = None
+            self._write_error = None
             self._best_arrays = None
             if resume is not None:
                 best = Path(resume["dir"]) / "best.npz"
@@ -1005,6 +1090,8 @@ def _make_checkpoint_class():
                 self.nonfinite = {"epoch": self._epoch, "batch": batch}
                 self.model.stop_training = True
             if self._kill is not None and self._kill == (self._epoch, batch):
+                # Deterministic for the test: the previous epoch's checkpoint is on disk.
+                self.wait_for_writes()
                 sys.stdout.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
 
@@ -1094,29 +1181,28 @@ def _make_checkpoint_class():
             self.phase_reports.append(report)
             print(f"\n{self.variant} {_phase_line(report)}")
 
-        def _evaluate(self, data):
+        def _evaluate(self, data, model=None):
+            """Metrics on `data`: inside fit with the model's own (engine's) test step,
+            after fit (`model` given) through the distribution engine."""
             if data is None:
                 return {}
-            out = self.model.evaluate(data, verbose=0, return_dict=True)
+            if model is None:
+                out = self.model.evaluate(data, verbose=0, return_dict=True)
+            else:
+                out = self.recipe.ctx.evaluate(model, data, verbose=0)
             return {k: float(v) for k, v in out.items()}
 
         def _save(self, epoch, best_changed):
-            tmp = self.dir / f".epoch-{epoch:04d}.tmp"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir()
-            _savez(tmp / "model.npz", [v.value for v in self.model.variables])
-            _savez(tmp / "optimizer.npz", [v.value for v in self.model.optimizer.variables])
-            prev = _latest_checkpoint(self.dir)
-            if self._best_arrays is not None:
-                # Hard links, not copies: the best weights are this epoch's or an earlier one's.
-                if best_changed:
-                    os.link(tmp / "model.npz", tmp / "best.npz")
-                elif prev is not None and (prev / "best.npz").is_file():
-                    os.link(prev / "best.npz", tmp / "best.npz")
-                else:
-                    _savez(tmp / "best.npz", self._best_arrays)
-            state = {
+            """Snapshots the state now; a background thread writes it while training goes on.
+
+            The folder appears under its final name only once complete (rename), so a kill
+            during the write leaves the previous epoch's checkpoint as the newest one.
+            """
+            if not self.recipe.writes:  # another process of a --distribute run
+                return
+            model_values = _to_numpy(v.value for v in self.model.variables)
+            opt_values = _to_numpy(v.value for v in self.model.optimizer.variables)
+            state = json.loads(json.dumps({
                 "variant": self.variant,
                 "epoch": epoch,
                 "history": self.history,
@@ -1128,20 +1214,58 @@ def _make_checkpoint_class():
                 "train_images": self.train_images,
                 "callbacks": {k: cb.get_state() for k, cb in self.stateful.items()
                               if hasattr(cb, "get_state")},
-            }
-            _atomic_json(tmp / "state.json", state)
-            final = self.dir / f"epoch-{epoch:04d}"
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            for old in self.dir.glob("epoch-*"):
-                if old != final:
-                    shutil.rmtree(old, ignore_errors=True)
-            self.recipe._save_progress()
+            }))
+            best = None if best_changed else self._best_arrays
+            self.wait_for_writes()
+            self._writer = threading.Thread(
+                target=self._write, args=(epoch, model_values, opt_values, best, state),
+                name="checkpoint-writer", daemon=True)
+            self._writer.start()
+
+        def _write(self, epoch, model_values, opt_values, best, state):
+            try:
+                tmp = self.dir / f".epoch-{epoch:04d}.tmp"
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                tmp.mkdir()
+                _savez(tmp / "model.npz", model_values)
+                _savez(tmp / "optimizer.npz", opt_values)
+                prev = _latest_checkpoint(self.dir)
+                # Hard links, not copies: the best weights are this epoch's or an earlier one's.
+                if best is None and self._best_arrays is not None:
+                    os.link(tmp / "model.npz", tmp / "best.npz")
+                elif prev is not None and (prev / "best.npz").is_file():
+                    os.link(prev / "best.npz", tmp / "best.npz")
+                elif best is not None:
+                    _savez(tmp / "best.npz", best)
+                _atomic_json(tmp / "state.json", state)
+                final = self.dir / f"epoch-{epoch:04d}"
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+                for old in self.dir.glob("epoch-*"):
+                    if old != final:
+                        shutil.rmtree(old, ignore_errors=True)
+                self.recipe._save_progress()
+            except BaseException as err:  # reported by wait_for_writes, in the main thread
+                self._write_error = err
+
+        def wait_for_writes(self):
+            """Blocks until the last checkpoint is on disk; raises if writing it failed."""
+            if self._writer is not None:
+                self._writer.join()
+                self._writer = None
+            if self._write_error is not None:
+                err, self._write_error = self._write_error, None
+                raise RecipeError(f"Could not write the checkpoint in {self.dir}: {err}")
+
+        def on_train_end(self, logs=None):
+            self.wait_for_writes()
 
         # ---------------------------------------------------------- final
         def finish(self, model, net, test, epochs):
             """Best weights back in, test metrics, best.keras; returns the variant's results."""
+            self.wait_for_writes()
             r = self.recipe
             if self._best_arrays is not None:
                 _assign(model.variables, self._best_arrays, "best weights")
@@ -1149,10 +1273,10 @@ def _make_checkpoint_class():
             if self.best is not None:
                 final.update(best_epoch=self.best["epoch"], val_top1=self.best["val_top1"],
                              val_top5=self.best["val_top5"], val_loss=self.best["val_loss"])
-            test_metrics = self._evaluate(test)
+            test_metrics = self._evaluate(test, model)
             final.update(test_top1=test_metrics.get("top1"), test_top5=test_metrics.get("top5"),
                          test_loss=test_metrics.get("loss"))
-            if self.variant == "transfer":
+            if self.variant == "transfer" and r.writes:
                 path = r.run_dir / "best.keras"
                 tmp = r.run_dir / ".best.tmp.keras"
                 net.save(str(tmp))
@@ -1231,6 +1355,20 @@ def weight_histograms(log_dir: str, freq: int):
 
 
 # --------------------------------------------------------------------- helpers
+def _distribute_context(kind: str):
+    """keras_recipes.distribute.setup(kind), its refusals as a RecipeError."""
+    from keras_recipes.distribute import setup
+
+    try:
+        return setup(kind)
+    except ValueError as err:
+        raise RecipeError(f"--distribute {kind}: {err}") from None
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
 def _offline_notice(missing: list[str], cfg) -> str:
     bar = "!" * 78
     what = "\n".join("  - " + m.splitlines()[0] for m in missing)
@@ -1312,7 +1450,7 @@ def _read_json(path: Path):
 def _atomic_json(path: Path, obj) -> None:
     from keras_recipes import runs
 
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     runs.save_json(tmp, obj)
     os.replace(tmp, path)
 
@@ -1322,13 +1460,19 @@ def _latest_checkpoint(folder: Path):
     return done[-1] if done else None
 
 
-def _savez(path: Path, values) -> None:
+def _to_numpy(values) -> list:
+    """Host copies of tensors (snapshots: later in-place updates do not reach them)."""
     import keras
     import numpy as np
 
-    arrays = {f"v{i}": np.asarray(keras.ops.convert_to_numpy(v)) for i, v in enumerate(values)}
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in values]
+
+
+def _savez(path: Path, arrays: list) -> None:
+    import numpy as np
+
     with open(path, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **{f"v{i}": np.asarray(a) for i, a in enumerate(arrays)})
 
 
 def _assign(variables, values, what: str) -> None:

@@ -8,8 +8,10 @@ downloaded: the recipe falls back to the bundled digits.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -71,28 +73,38 @@ def _with_cache(src_out: Path, dst_out: Path) -> Path:
 def smoke(tmp_path_factory):
     """`--smoke` as a user runs it (a subprocess), killed with SIGKILL in mid-epoch, then resumed.
 
-    The kill comes at the end of batch 1 of epoch 3 of the transfer run (fine-tuning, after the
-    unfreeze); `--resume` (in this process, to spare a second start-up) finishes the transfer
-    run and the from-scratch run.
+    The kill comes in epoch 3 of the transfer run (fine-tuning, after the unfreeze), at the end
+    of its training batch, before its validation and checkpoint; `--resume` (in this process,
+    to spare a second start-up) finishes the transfer run and the from-scratch run.
     """
     out = tmp_path_factory.mktemp("smoke")
+    # $KERAS_BACKEND names another backend: --backend must win (applied before Keras loads).
+    other = next(b for b in recipe.BACKENDS if b != keras.backend.backend())
+    env = _env(**{recipe.KILL_ENV: "transfer:2:0"})
+    env["KERAS_BACKEND"] = other
     killed = subprocess.run(
-        [sys.executable, str(SCRIPT), *SMOKE, "--out", str(out)],
-        env=_env(**{recipe.KILL_ENV: "transfer:2:0"}), cwd=ROOT, capture_output=True,
-        text=True, timeout=TIMEOUT,
+        [sys.executable, str(SCRIPT), *SMOKE, "--backend", keras.backend.backend(),
+         "--out", str(out)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
     )
     run = _only_run(out)
     checkpoints = sorted(p.name for p in (run / "state" / "transfer").glob("epoch-*"))
     metrics_before = (run / "metrics.json").exists()
-    code = recipe.main([*SMOKE, "--resume", "--out", str(out)])
-    return out, killed, checkpoints, metrics_before, code
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = recipe.main([*SMOKE, "--resume", "--out", str(out)])
+    return out, killed, checkpoints, metrics_before, code, printed.getvalue()
 
 
 def test_smoke_run_killed_then_resumed_outputs(smoke, keras_backend):
-    out, killed, checkpoints, metrics_before, code = smoke
+    out, killed, checkpoints, metrics_before, code, printed = smoke
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:] + killed.stderr[-3000:]
     assert "Traceback" not in killed.stderr
     assert "OFFLINE" not in killed.stdout  # --smoke never tries to download
+    # The resolved configuration is printed once (and saved: config.json below); each phase
+    # change prints a one-line summary.
+    assert killed.stdout.count("config: {") == 1
+    assert "\ntransfer phase head (epochs 1-1): val top-1 " in killed.stdout
     assert checkpoints == ["epoch-0001"] and not metrics_before  # epochs 1-2 done, 3 cut short
     assert code == 0
     run = _only_run(out)
@@ -112,7 +124,7 @@ def test_smoke_run_killed_then_resumed_outputs(smoke, keras_backend):
     config = json.loads((run / "config.json").read_text())
     resolved = config["resolved"]
     assert (resolved["data"], resolved["weights"], resolved["head"]) == ("digits", "source", "gap")
-    assert (resolved["image_size"], resolved["batch_size"], resolved["scratch"]) == (32, 5, "yes")
+    assert (resolved["image_size"], resolved["batch_size"], resolved["scratch"]) == (32, 10, "yes")
     assert config["backend"] == keras_backend
 
     m = json.loads((run / "metrics.json").read_text())
@@ -122,6 +134,19 @@ def test_smoke_run_killed_then_resumed_outputs(smoke, keras_backend):
     assert s["counts"] == {"train": 10, "validation": 10, "test": 10}
     assert s["classes"] == ["5", "6", "7", "8", "9"]
     assert m["source_task"]["images"] == 10 and m["source_task"]["cached"] is False
+    # The summary: data set, weights' origin, backend, device, wall time, images/s, and
+    # val/test top-1/top-5 per phase, in metrics.json and printed.
+    assert "digits" in s["data"] and s["weights"].startswith("VGG19 trained on digits 0-4")
+    assert s["device"] and s["wall_seconds"] > 0
+    assert s["distribute"] == {"kind": "none", "replicas": 1, "processes": 1}
+    for line in (f"data:     {s['data']}", f"weights:  {s['weights']}",
+                 f"backend:  {keras_backend} on {s['device']}", "wall:     ",
+                 "transfer  phase head (epochs 1-1): val top-1 ",
+                 "transfer  phase fine-tune (epochs 2-3): val top-1 ",
+                 "scratch   phase scratch (epochs 1-3): val top-1 ",
+                 "transfer - scratch: test top-1 ", f"outputs in {run}",
+                 f"  {run / 'best.keras'}", f"tensorboard --logdir {run / 'logs'}"):
+        assert line in printed, line
     transfer, scratch = m["variants"]["transfer"], m["variants"]["scratch"]
     # Same initial head for both variants (the controlled comparison).
     assert transfer["initial_head_fingerprint"] == scratch["initial_head_fingerprint"]
@@ -144,6 +169,13 @@ def test_smoke_run_killed_then_resumed_outputs(smoke, keras_backend):
     (event,) = transfer["unfreeze_events"]
     assert event["epoch"] is None and event["trainable_params"] == 20_024_384 + 512 * 5 + 5
     assert [p["phase"] for p in transfer["phases"]] == ["head", "fine-tune"]
+    for ph in (*transfer["phases"], *scratch["phases"]):
+        for key in ("val_top1", "val_top5", "test_top1", "test_top5", "images_per_second"):
+            assert ph[key] is not None and ph[key] >= 0, (ph["phase"], key)
+    # The from-scratch run gets the transfer run's step budget: same epochs, same images.
+    assert sum(h["train_seconds"] * h["images_per_second"] for h in scratch["history"]) == (
+        pytest.approx(sum(h["train_seconds"] * h["images_per_second"]
+                          for h in transfer["history"]), rel=1e-6))
     diff = m["transfer_minus_scratch"]["test_top1"]
     assert diff == pytest.approx(transfer["final"]["test_top1"] - scratch["final"]["test_top1"])
 
@@ -163,23 +195,42 @@ def test_smoke_run_killed_then_resumed_outputs(smoke, keras_backend):
 
 
 def test_resumed_run_matches_uninterrupted_run(smoke, tmp_path, keras_backend):
-    resumed_out, _, _, _, code = smoke
+    """The killed-and-resumed run ends with the metrics of an uninterrupted run.
+
+    Under jax the uninterrupted reference is also the ``--distribute`` check: it runs on 2
+    XLA host devices (``data_parallel``, same global batch of 10, 5 per replica), so it
+    must match the resumed 1-device run within float tolerance.
+    """
+    resumed_out, _, _, _, code, _ = smoke
     assert code == 0
     out = _with_cache(resumed_out, tmp_path / "runs")
     # The transfer run is the one that was killed and resumed (the from-scratch run started
     # after the resume), so the reference skips the from-scratch run.
-    assert recipe.main([*SMOKE, "--scratch", "no", "--out", str(out)]) == 0
+    args = [*SMOKE, "--scratch", "no", "--out", str(out)]
+    rel = 1e-5
+    if keras_backend == "jax":
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), *args, "--distribute", "data_parallel"],
+            env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), cwd=ROOT,
+            capture_output=True, text=True, timeout=TIMEOUT)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "data_parallel over 2 replicas (1 process(es)); global batch 10" in proc.stdout
+        assert _metrics(out)["summary"]["distribute"] == {
+            "kind": "data_parallel", "replicas": 2, "processes": 1}
+        rel = 1e-4  # the gradient is summed over 2 devices in another order
+    else:
+        assert recipe.main(args) == 0
     want, got = _metrics(out), _metrics(resumed_out)
     for name in ("transfer",):
         g, w = got["variants"][name], want["variants"][name]
         assert len(g["history"]) == len(w["history"]) == 3
         for gh, wh in zip(g["history"], w["history"], strict=True):
             for key in ("loss", "val_loss", "top1", "val_top1", "learning_rate"):
-                assert gh[key] == pytest.approx(wh[key], rel=1e-5, abs=1e-6), (name, gh["epoch"],
-                                                                                key)
+                assert gh[key] == pytest.approx(wh[key], rel=rel, abs=1e-6), (name, gh["epoch"],
+                                                                              key)
         for key in ("best_epoch", "val_top1", "test_top1", "test_top5"):
             assert g["final"][key] == pytest.approx(w["final"][key], rel=1e-6), (name, key)
-        assert g["final"]["test_loss"] == pytest.approx(w["final"]["test_loss"], rel=1e-5)
+        assert g["final"]["test_loss"] == pytest.approx(w["final"]["test_loss"], rel=rel)
     assert want["summary"]["sessions"] == 1 and want["source_task"]["cached"] is True
 
 
@@ -187,7 +238,9 @@ def test_nonfinite_loss_stops_and_keeps_best_model(smoke, tmp_path, capsys, kera
     ref_out = smoke[0]
     out = _with_cache(ref_out, tmp_path / "runs")
     with pytest.warns(RuntimeWarning, match="non-finite gradient"):  # GradientHistogram's alert
+        # Batch 5: 2 steps per epoch, so the second step of epoch 2 sees the diverged weights.
         code = recipe.main([*SMOKE, "--scratch", "no", "--fine-tune-epochs", "1",
+                            "--batch-size", "5",
                             "--histogram-freq", "0", "--fine-tune-lr", "1e30", "--out", str(out)])
     assert code == recipe.EXIT_NONFINITE
     text = capsys.readouterr().out
@@ -224,7 +277,12 @@ BAD_INPUTS = [
     ("head_size", lambda t: ["--head", "imagenet", "--image-size", "64"], "224x224"),
     ("resume_nothing", lambda t: ["--resume", "--out", str(t / "empty_out")], "no run to"),
     ("bad_flag_value", lambda t: ["--augment", "rotate"], "--augment"),
+    ("distribute_kind", lambda t: ["--distribute", "horovod"], "--distribute"),
+    # Another backend's engine: the engine table's refusal, before any run folder.
+    ("distribute_backend", lambda t: ["--distribute", _OTHER_ENGINE[keras.backend.backend()]],
+     "Invalid value for argument `kind`"),
 ]
+_OTHER_ENGINE = {"torch": "mirrored", "tensorflow": "ddp", "jax": "ddp"}
 
 
 def _garbage(path: Path) -> str:
@@ -250,3 +308,140 @@ def test_unknown_backend_exits_before_importing_keras(keras_backend):
     )
     assert proc.returncode == 2
     assert "Unknown backend 'mxnet'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ cheap unit checks
+ISSUE_FLAGS = ("--data", "--weights", "--head", "--image-size", "--head-epochs",
+               "--fine-tune-epochs", "--head-lr", "--fine-tune-lr", "--momentum", "--batch-size",
+               "--augment", "--label-smoothing", "--clipnorm", "--mixed-precision", "--jit",
+               "--backend", "--out", "--resume", "--seed", "--smoke", "--distribute")
+
+
+def test_help_documents_every_flag(capsys, keras_backend):
+    assert recipe.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ISSUE_FLAGS:
+        assert f"\n  {flag} " in text or f"\n  {flag}, --no-" in text, flag
+    for choice in ("flowers102", "tf_flowers", "mixup-cutmix", "data_parallel", "ddp"):
+        assert choice in text, choice
+
+
+def _recipe(**kwargs):
+    cfg = recipe.Defaults(backend=keras.backend.backend(), **kwargs)
+    recipe.check_config(cfg)
+    return recipe.Recipe(cfg, None, None)
+
+
+def test_online_default_is_the_course_run(monkeypatch, keras_backend):
+    """With Flowers-102 and the ImageNet weights available: the course's run (COURSE.md §5)."""
+    r = _recipe()
+    monkeypatch.setattr(recipe.Recipe, "_course_missing", lambda self, weights: [])
+    plan = r.resolve()
+    assert (plan.data, plan.weights, plan.head, plan.image_size) == (
+        "flowers102", "imagenet", "imagenet", 224)
+    assert (plan.batch_size, plan.scratch, plan.notice) == (32, False, "")
+    cfg = r.cfg
+    assert (cfg.head_epochs, cfg.head_lr, cfg.fine_tune_epochs, cfg.fine_tune_lr,
+            cfg.momentum) == (10, 1e-3, 10, 1e-4, 0.9)
+    r.plan, r.progress = plan, {"source": None}
+    epochs, phases, lr, _ = r.variant_plan("transfer")
+    assert (epochs, lr) == (20, 1e-3)
+    assert phases == [("head", 0, 10), ("fine-tune", 10, 20)]
+
+
+def test_offline_default_notice_then_embedded_digits_transfer(monkeypatch, keras_backend):
+    missing = ["ImageNet weights: vgg19_weights_tf_dim_ordering_tf_kernels.h5 not in cache",
+               "Oxford Flowers-102: 102flowers.tgz not in cache"]
+    monkeypatch.setattr(recipe.Recipe, "_course_missing", lambda self, weights: missing)
+    r = _recipe()
+    plan = r.resolve()
+    assert (plan.data, plan.weights, plan.head, plan.image_size) == (
+        "digits", "source", "gap", 32)
+    assert (plan.batch_size, plan.scratch) == (10, True)
+    notice = plan.notice
+    assert "OFFLINE" in notice and "--weights PATH" in notice and "--data PATH" in notice
+    assert all(m in notice for m in missing) and "EMBEDDED DEFAULT" in notice
+    assert "digits 0-4" in notice and "digits 5-9" in notice and "from scratch" in notice
+    # The embedded task: target digits 5-9 with few labels per class, source digits 0-4.
+    assert recipe.TARGET_CLASSES == (5, 6, 7, 8, 9) and recipe.SOURCE_CLASSES == (0, 1, 2, 3, 4)
+    assert r.cfg.train_per_class == 10
+
+
+def _tiny_net(k=5, size=8):
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(k, name="predictions")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+def _attach_numpy(r, k=5, n=10, size=8):
+    from keras_recipes.data import DatasetSplits
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (n, size, size, 3)).astype("float32")
+    y = (np.arange(n) % k).astype("int32")
+    r.target = DatasetSplits(train=(x, y), validation=(x, y), test=(x, y),
+                             class_names=[str(i) for i in range(k)], source="synthetic",
+                             counts={"train": n, "validation": n, "test": n})
+    r.is_numpy, r.num_classes = True, k
+    r.plan = recipe.Plan(data="digits", weights="none", head="gap", image_size=size,
+                         scratch=False, batch_size=5)
+    return x, y
+
+
+@pytest.mark.parametrize("augment,layer", [("mixup", "MixUp"), ("cutmix", "CutMix"),
+                                           ("mixup-cutmix", "MixUpOrCutMix")])
+def test_mixing_layers_when_asked(augment, layer, keras_backend):
+    from keras_recipes.models import AugmentedModel
+
+    r = _recipe(augment=augment)
+    x, y = _attach_numpy(r)
+    net = _tiny_net()
+    model = r._compile_model(net, 0.1)
+    assert isinstance(model, AugmentedModel) and model.model is net
+    assert type(model.augmentation).__name__ == layer
+    assert r.onehot_pipeline is False  # the mixing layer makes sparse labels one-hot itself
+    before = [np.array(w) for w in net.get_weights()]
+    train, steps, val, _, _ = r._pipelines(0, 1)
+    hist = model.fit(train, epochs=1, steps_per_epoch=steps, validation_data=val,
+                     shuffle=False, verbose=0)
+    assert np.isfinite(hist.history["loss"][0]) and "val_top5" in hist.history
+    assert any(not np.allclose(a, b) for a, b in zip(before, net.get_weights(), strict=True))
+
+
+def test_label_smoothing_and_basic_augmentation_pipelines(keras_backend):
+    r = _recipe(label_smoothing=0.1, augment="basic")
+    x, y = _attach_numpy(r)
+    model = r._compile_model(_tiny_net(), 0.1)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert r.onehot_pipeline is True
+    train, steps, val, test, _ = r._pipelines(0, 1)
+    xb, yb = next(iter(train))
+    xv, yv = next(iter(val))
+    assert steps == 2 and np.asarray(yb).shape == (5, 5)  # one-hot labels from the pipeline
+    np.testing.assert_array_equal(np.asarray(yv), np.eye(5, dtype="float32")[y[:5]])
+    np.testing.assert_array_equal(np.asarray(xv), x[:5])  # validation is never augmented
+    order = np.random.default_rng([r.cfg.seed, 0]).permutation(len(x))[:5]
+    assert not np.allclose(np.asarray(xb), x[order])  # training batches are (flip/contrast)
+    np.testing.assert_array_equal(np.argmax(np.asarray(yb), 1), y[order])
+
+
+def test_mixed_precision_keeps_float32_logits_and_jit_flag(keras_backend):
+    policy = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        net = recipe._float32_logits(_tiny_net(), "mixed_bfloat16")
+        r = _recipe(jit=True)
+        _attach_numpy(r)
+        model = r._compile_model(net, 0.1)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    assert net.get_layer("predictions").compute_dtype == "bfloat16"
+    assert net.output.dtype == "float32"
+    assert model.jit_compile is True
+
+
+@pytest.mark.parametrize("given", ["auto", "none"])
+def test_distribute_kind_resolved_by_the_engine_table(given, keras_backend):
+    ctx = recipe._distribute_context(given)
+    assert (ctx.kind, ctx.num_replicas, ctx.is_chief) == ("none", 1, True)
