@@ -40,9 +40,22 @@ per step), ``tensorboard/<variant>/seed<k>/`` (per-step gradient norms,
 epoch loss/accuracy).
 
 Results (defaults: 64 units, 5 epochs of 39 steps, seeds 0, 1, 2; test
-accuracy on 270 held-out digits):
+accuracy on 270 held-out digits), measured with
+``python recipes/gradient_clipping.py --threads 1``: backend torch, one thread of
+a 2-core AMD EPYC CPU shared with other jobs (load average 11-17), 167 s CPU
+time for the whole process (1561 s wall, most of it waiting for the CPU):
 
-    RESULTS_PLACEHOLDER
+    | variant | setting | test acc. % | diverged (seeds) | max grad. norm (median) | norm > 2 |
+    |---|---|---|---|---|---|
+    | none | - | - | 3/3 (NaN at step 3, 3, 3) | 4.84e+11 | 67% |
+    | global_clipnorm | global_clipnorm=2 | 75.4 ± 6.4 | 0/3 | 315 | 100% |
+    | clipnorm | clipnorm=2 | 79.0 ± 6.6 | 0/3 | 315 | 100% |
+    | clipvalue | clipvalue=0.5 | 8.5 ± 2.3 | 0/3 | 1.89e+27 | 98% |
+
+Without clipping the loss is NaN at the third step for every seed. Clipping
+the global norm (the course's ``max_norm=2.0``) or each tensor's norm to 2.0
+trains (75-79%). ``clipvalue=0.5`` keeps the loss finite, but the gradient
+norm still grows to ~1e27 and the model stays at chance.
 """
 
 from __future__ import annotations
@@ -58,6 +71,7 @@ if __name__ == "__main__":  # the backend is chosen before Keras is imported
 import dataclasses  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -190,7 +204,7 @@ def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir
     if diverged:
         test_loss, test_acc = float("nan"), float("nan")
     else:
-        test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0, batch_size=256)
+        test_loss, test_acc = runs.sparse_scores(runs.predict_logits(model, x_test), y_test)
     threshold = config.global_clipnorm  # the course's max_norm, the reference for all
     finite = [v for v in norms if math.isfinite(v)]
     return {
@@ -248,6 +262,10 @@ def main(argv=None) -> dict:
     config, (data, n_classes), run_dir = runs.start_run(
         Config, load_data, argv, name="gradient_clipping", description=__doc__, smoke=SMOKE
     )
+    # Divergence without clipping is the expected outcome: it is counted in the table, so
+    # GradientHistogram's non-finite alert and NumPy's overflow notice are not repeated.
+    warnings.filterwarnings("ignore", "GradientHistogram: .*non-finite", RuntimeWarning)
+    warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
     start, cpu_start = time.time(), time.process_time()
     by_variant: dict[str, list[dict]] = {v: [] for v in config.variants}
     for seed in config.seeds:

@@ -36,9 +36,31 @@ Outputs (one run folder, printed at the end): ``config.json``,
 histograms and norms, epoch loss/accuracy), ``lsuv.json``.
 
 Results (defaults: depth 20, width 64, 20 epochs × 10 steps = 200 SGD steps,
-seeds 0, 1, 2; test accuracy on 270 held-out digits):
+seeds 0, 1, 2; test accuracy on 270 held-out digits), measured with
+``python recipes/vanishing_gradients.py --threads 1``: backend torch, one thread
+of a 2-core AMD EPYC CPU shared with other jobs (load average 11-17), 266 s CPU
+time for the whole process (2087 s wall, most of it waiting for the CPU):
 
-    RESULTS_PLACEHOLDER
+    | activation | init | test acc. % | grad. norm first/last, init | trained | alerts |
+    |---|---|---|---|---|---|
+    | sigmoid | small | 10.1 ± 0.2 | 0.0e+00 | 0.0e+00 | 3/3 |
+    | sigmoid | glorot | 10.1 ± 0.2 | 2.0e-05 | 5.4e-05 | 3/3 |
+    | sigmoid | he | 10.1 ± 0.2 | 1.6e-10 | 3.8e-10 | 3/3 |
+    | sigmoid | lsuv | 10.1 ± 0.2 | 9.4e-09 | 3.9e-08 | 3/3 |
+    | tanh | small | 10.0 ± 0.0 | 0.0e+00 | 0.0e+00 | 3/3 |
+    | tanh | glorot | 93.6 ± 1.9 | 1.4e+00 | 7.4e+00 | 0/3 |
+    | tanh | he | 90.1 ± 1.4 | 2.1e+00 | 1.0e+01 | 0/3 |
+    | tanh | lsuv | 93.0 ± 1.0 | 5.1e+00 | 1.0e+01 | 0/3 |
+    | relu | small | 10.0 ± 0.0 | 0.0e+00 | 0.0e+00 | 3/3 |
+    | relu | glorot | 75.8 ± 26.9 | 9.2e-01 | 2.9e+00 | 0/3 |
+    | relu | he | 88.4 ± 5.4 | 9.4e-01 | 4.5e+00 | 0/3 |
+    | relu | lsuv | 93.1 ± 1.1 | 6.8e-01 | 6.0e+00 | 0/3 |
+
+With N(0, 0.01²) weights the first layer's gradient underflows to exactly 0 in
+float32 for every activation and nothing learns. The sigmoid stays vanishing
+with every initialization here (first/last ratio 1e-10 to 2e-5, chance
+accuracy after 200 steps), even with Glorot's gain 4; tanh and relu with
+Glorot, He or LSUV keep the ratio near 1 and learn (LSUV: 93% on both).
 """
 
 from __future__ import annotations
@@ -207,7 +229,8 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
         plot_gradient_norms(
             log_dir, os.path.join(run_dir, "gradient_norms", f"{name}.png"), title=name
         )
-    test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0, batch_size=256)
+    # Direct calls, not `evaluate`: no test function compiled per model (see predict_logits).
+    test_loss, test_acc = runs.sparse_scores(runs.predict_logits(model, x_test), y_test)
     return {
         "test_accuracy": float(test_acc),
         "test_loss": float(test_loss),

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 600
+TIMEOUT = 1800  # a guard against hangs only: a busy shared CPU can take 10x the idle time
 
 
 @dataclass

@@ -28,6 +28,15 @@ def test_smoke_outputs_same_start_and_penalty(recipe_smoke_runs, keras_backend):
     assert sorted(p.split("/")[-2] for p in penalized) == ["conv1", "conv2", "dense1", "logits"]
     assert all(p.endswith("/kernel") for p in penalized)
     assert variants["none"]["runs"][0]["penalized_weights"] == []
+    # "all" holds every technique of the course's list; "none" none of them.
+    every = {"RandomFlip", "RandomRotation", "RandomTranslation", "RandomColorJitter",
+             "RandomErasing", "GaussianNoise", "Dropout", "BatchNormalization"}
+    assert config["flip"] == "on" and every <= set(variants["all"]["runs"][0]["layers"])
+    assert not every & set(variants["none"]["runs"][0]["layers"])
+    assert variants["all"]["runs"][0]["mixing"] == "MixUpOrCutMix"
+    assert variants["all"]["runs"][0]["label_smoothing"] == config["label_smoothing"] > 0
+    assert variants["none"]["runs"][0]["mixing"] is None
+    assert variants["none"]["runs"][0]["label_smoothing"] == 0.0
     # Batch norm and dropout add no weights to copy; "all" has BN's extra parameters.
     assert variants["all"]["runs"][0]["parameters"] > variants["none"]["runs"][0]["parameters"]
     assert_png(run.run_dir / "curves.png")
