@@ -1,13 +1,16 @@
-"""Starts the distributed workers in fresh processes and reads back their JSON reports.
+"""Runs the distributed workers and reads back their JSON reports.
 
-Each engine needs an environment that cannot be set inside the test process
-(logical TF devices and XLA device counts must be fixed before the framework
-starts; DDP needs several processes), so every distributed test runs its
-worker in a subprocess and only asserts on the numbers it reports.
+Each engine needs an environment fixed before the framework starts (logical
+TF devices, the XLA device count) or several processes (DDP). ``conftest.py``
+gives this process two devices when it still can; the worker then runs here,
+else in a fresh subprocess. DDP runs rank 0 here and rank 1 in a subprocess,
+with the environment ``torchrun`` would give them. Tests only assert on the
+numbers the workers report.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -38,10 +41,17 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> None:
         )
 
 
+def _worker(name: str):
+    return importlib.import_module(f"tests.distribute.workers.{name}")
+
+
 def run_worker(name: str, out_dir: Path, *, env: dict | None = None,
-               timeout: float = 600) -> dict:
-    """Runs ``workers/<name>.py`` in a new Python process; returns its report."""
+               timeout: float = 600, in_process: bool = False) -> dict:
+    """Runs ``workers/<name>.py`` here or in a new Python process; returns its report."""
     out = Path(out_dir) / f"{name}.json"
+    if in_process:
+        _worker(name).main(str(out))
+        return json.loads(out.read_text())
     proc = subprocess.run(
         [sys.executable, str(WORKERS / f"{name}.py"), str(out)],
         cwd=ROOT, env=_env(env), capture_output=True, text=True, timeout=timeout,
@@ -56,18 +66,44 @@ def free_loopback_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_torchrun(name: str, out_dir: Path, *, nproc: int = 2,
-                 timeout: float = 600) -> list[dict]:
-    """Runs ``workers/<name>.py`` under torchrun, ``nproc`` ranks over loopback (gloo)."""
+_DDP_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+            "MASTER_PORT")
+
+
+def run_ddp(name: str, out_dir: Path, *, timeout: float = 600) -> list[dict]:
+    """Two DDP ranks (gloo over loopback): rank 0 in this process, rank 1 in a subprocess.
+
+    Each gets the variables ``torchrun --nnodes=1 --nproc_per_node=2
+    --master_addr=127.0.0.1`` sets (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
+    ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), which is all the
+    engine reads; one framework start fewer than two ranks plus the launcher.
+    """
     out = Path(out_dir) / f"{name}.json"
-    extra = {"OMP_NUM_THREADS": "1"}
+    common = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+              "MASTER_PORT": str(free_loopback_port())}
+    extra = {"OMP_NUM_THREADS": "1", **common, "RANK": "1", "LOCAL_RANK": "1"}
     if Path("/sys/class/net/lo").exists():
         extra["GLOO_SOCKET_IFNAME"] = "lo"
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
-         f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-         f"--master_port={free_loopback_port()}", str(WORKERS / f"{name}.py"), str(out)],
-        cwd=ROOT, env=_env(extra), capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKERS / f"{name}.py"), str(out)],
+        cwd=ROOT, env=_env(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    _check(proc, f"torchrun worker {name}")
-    return [json.loads(Path(f"{out}.rank{r}").read_text()) for r in range(nproc)]
+    saved = {k: os.environ.get(k) for k in (*_DDP_ENV, "GLOO_SOCKET_IFNAME")}
+    os.environ.update({**common, "RANK": "0", "LOCAL_RANK": "0"})
+    if "GLOO_SOCKET_IFNAME" in extra:
+        os.environ["GLOO_SOCKET_IFNAME"] = extra["GLOO_SOCKET_IFNAME"]
+    try:
+        _worker(name).main(str(out))
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    _check(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr),
+           "DDP rank 1")
+    return [json.loads(Path(f"{out}.rank{r}").read_text()) for r in range(2)]

@@ -22,6 +22,16 @@ JIT = keras.backend.backend() == "jax"
 EAGER_REFERENCE = keras.backend.backend() == "tensorflow"
 
 
+# Every model below overwrites its initial weights from a NumPy generator: no random
+# initializer (on JAX each new shape would compile a threefry program).
+def _hidden() -> keras.layers.Dense:
+    return keras.layers.Dense(8, activation="tanh", name="hidden", kernel_initializer="zeros")
+
+
+def _head() -> keras.layers.Dense:
+    return keras.layers.Dense(CLASSES, name="head", kernel_initializer="zeros")
+
+
 def data(seed: int = 0, rows: int = ROWS):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, FEATURES)).astype("float32")
@@ -45,8 +55,8 @@ class RowCounter(keras.layers.Layer):
 
 def mlp(*, run_eagerly: bool = False) -> keras.Model:
     model = keras.Sequential([
-        keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh", name="hidden"),
-        keras.layers.Dense(CLASSES, name="head"),
+        keras.Input((FEATURES,)), _hidden(),
+        _head(),
     ], name="mlp")
     rng = np.random.default_rng(42)
     for w in model.trainable_weights:
@@ -75,10 +85,10 @@ def augmented(*, run_eagerly: bool = False) -> keras.Model:
 
     net = keras.Sequential([
         keras.Input((4, 4, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
-        RowCounter(name="rows"), keras.layers.Dense(8, activation="tanh", name="hidden"),
+        RowCounter(name="rows"), _hidden(),
         keras.layers.BatchNormalization(name="bn"),
         keras.layers.Dropout(0.25, seed=3, name="dropout"),
-        keras.layers.Dense(CLASSES, name="head"),
+        _head(),
     ], name="net")
     rng = np.random.default_rng(42)
     for w in net.trainable_weights:
@@ -104,10 +114,10 @@ def transfer_model(*, run_eagerly: bool = False) -> keras.Model:
     from keras_recipes.applications import freeze
 
     backbone = keras.Sequential([
-        keras.Input((FEATURES,)), keras.layers.Dense(8, activation="tanh", name="hidden"),
+        keras.Input((FEATURES,)), _hidden(),
     ], name="backbone")
     model = keras.Sequential([keras.Input((FEATURES,)), backbone,
-                              keras.layers.Dense(CLASSES, name="head")], name="transfer")
+                              _head()], name="transfer")
     rng = np.random.default_rng(42)
     for w in model.weights:
         w.assign(rng.normal(scale=0.5, size=tuple(w.shape)).astype("float32"))

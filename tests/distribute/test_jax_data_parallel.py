@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.distribute.conftest import TWO_DEVICES_HERE
 from tests.distribute.launch import run_worker
 
 pytestmark = pytest.mark.skipif(
@@ -15,9 +16,11 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
+    # In this process when conftest.py could give it 2 devices, else a fresh one.
     return run_worker(
         "jax_data_parallel", tmp_path_factory.mktemp("jax_dp"),
         env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        in_process=TWO_DEVICES_HERE,
     )
 
 

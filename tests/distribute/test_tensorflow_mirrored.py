@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.distribute.conftest import TWO_DEVICES_HERE
 from tests.distribute.launch import run_worker
 
 pytestmark = pytest.mark.skipif(
@@ -15,7 +16,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    return run_worker("tensorflow_mirrored", tmp_path_factory.mktemp("tf_mirrored"))
+    # In this process when conftest.py could split its CPU in two, else a fresh one.
+    return run_worker("tensorflow_mirrored", tmp_path_factory.mktemp("tf_mirrored"),
+                      in_process=TWO_DEVICES_HERE)
 
 
 def test_two_replicas(report):

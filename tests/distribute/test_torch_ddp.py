@@ -1,10 +1,15 @@
-"""torch DistributedDataParallel: 2 processes, gloo over 127.0.0.1, started by torchrun."""
+"""torch DistributedDataParallel: 2 processes, gloo over 127.0.0.1, torchrun's environment.
+
+Rank 0 runs in this process and rank 1 in a subprocess, each with the variables
+torchrun sets (``launch.run_ddp``): one torch start fewer than torchrun's
+launcher plus two fresh ranks.
+"""
 
 import keras
 import numpy as np
 import pytest
 
-from tests.distribute.launch import run_torchrun
+from tests.distribute.launch import run_ddp
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "torch",
@@ -15,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    return run_torchrun("torch_ddp", tmp_path_factory.mktemp("torch_ddp"), nproc=2)
+    return run_ddp("torch_ddp", tmp_path_factory.mktemp("torch_ddp"))
 
 
 def test_two_ranks_one_chief(reports):

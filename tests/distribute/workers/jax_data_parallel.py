@@ -1,6 +1,7 @@
 """Worker: keras.distribution.DataParallel over 2 XLA host devices. JSON report to argv[1].
 
-Run with ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` in the environment.
+Run with ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` in the environment,
+as a script or through ``main`` in a process that has the 2 devices (``conftest.py``).
 """
 
 import json
@@ -9,7 +10,8 @@ import sys
 import time
 import warnings
 
-os.environ["KERAS_BACKEND"] = "jax"
+if __name__ == "__main__":
+    os.environ["KERAS_BACKEND"] = "jax"
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -1,4 +1,7 @@
-"""Worker: torch DDP, one process per rank (gloo on 127.0.0.1), launched by torchrun.
+"""Worker: torch DDP, one process per rank (gloo on 127.0.0.1), torchrun's environment.
+
+Run as a script under ``torchrun --nproc_per_node=2``, or as ``launch.run_ddp``
+does: ``main`` for rank 0 in the test process, the script for rank 1.
 
 Each rank writes its JSON report to ``argv[1] + ".rank<R>"``.
 """
@@ -8,7 +11,8 @@ import os
 import sys
 import time
 
-os.environ["KERAS_BACKEND"] = "torch"
+if __name__ == "__main__":
+    os.environ["KERAS_BACKEND"] = "torch"
 
 import torch  # noqa: E402
 
