@@ -293,6 +293,10 @@ class GradientHistogram(keras.callbacks.Callback):
         self._probe = None
         self._writer: EventWriter | None = None
         self._capture = None
+        if every != "epoch":
+            # Only every=N needs a hook after each step. Not defining it otherwise keeps
+            # Keras's asynchronous batch-end dispatch (TensorFlow, jax) switched on.
+            self.on_train_batch_end = self._log_every_n
 
     def get_config(self) -> dict:
         """Constructor arguments (without `data`, which is not serializable)."""
@@ -406,6 +410,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._g0 = self._iterations(model.optimizer)
         self._global_step = self._g0
         self._epoch_start = self._g0
+        self._last_batch = -1
         self._previous = {
             id(v): _host(v)
             for v in model.trainable_weights
@@ -434,8 +439,12 @@ class GradientHistogram(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._global_step
+        self._last_batch = -1
 
     def on_train_batch_begin(self, batch, logs=None):
+        # Steps are counted here (every begun step completes before the next hook).
+        self._last_batch = int(batch)
+        self._global_step = self._epoch_start + int(batch)
         swapped = False
         if self._capture is None:
             if self._period and self.data is None:
@@ -457,11 +466,10 @@ class GradientHistogram(keras.callbacks.Callback):
             for v in missing:
                 self._previous[id(v)] = _host(v)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _log_every_n(self, batch, logs=None):
+        """``on_train_batch_end`` when ``every=N`` (see ``__init__``)."""
         previous = self._global_step
         self._global_step = self._epoch_start + int(batch) + 1
-        if self.every == "epoch":
-            return
         n = self.every
         if (self._global_step - self._g0) // n == (previous - self._g0) // n:
             return
@@ -471,6 +479,7 @@ class GradientHistogram(keras.callbacks.Callback):
             self._log_probe(self._global_step)
 
     def on_epoch_end(self, epoch, logs=None):
+        self._global_step = self._epoch_start + self._last_batch + 1
         if self.every == "epoch":
             if self._capture is not None:
                 self._log_captured(step=epoch)

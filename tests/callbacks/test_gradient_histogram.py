@@ -126,25 +126,41 @@ def test_probe_batch_matches_numpy_gradient_of_mse(tmp_path):
 
 
 def test_every_n_with_probe_data_logs_at_training_steps(tmp_path):
-    x = np.random.default_rng(2).normal(size=(20, 5)).astype("float32")
-    y = np.zeros(20, "int32")
-    model = _mlp()
-    model.compile(optimizer="sgd",
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    callback = GradientHistogram(tmp_path, data=(x[:8], y[:8]), every=2, histograms=False,
+    rng = np.random.default_rng(2)  # the model and shapes above: no new kernels to compile
+    x = rng.normal(size=(16, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, name="lin")], name="net")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    callback = GradientHistogram(tmp_path, data=(x[:10], y[:10]), every=2, histograms=False,
                                  exclude=["*bias"], verbose=0)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])
     assert callback.logged_steps == [2, 4]
     assert read_histograms(tmp_path / "train") == {}
-    assert not any(t.endswith("bias") for t in read_scalars(tmp_path / "train"))
+    scalars = read_scalars(tmp_path / "train")
+    assert [s for s, _ in scalars["gradient_norm/net/lin/kernel"]] == [2, 4]
+    assert not any(t.endswith("bias") for t in scalars)
+
+
+def _unknown_length_batches(x, y, batch_size):
+    """Batches of a dataset whose number of batches Keras cannot know in advance."""
+    if BACKEND == "torch":  # a torch IterableDataset (cheaper than starting tf.data here)
+        import torch.utils.data
+
+        class Batches(torch.utils.data.IterableDataset):
+            def __iter__(self):
+                for i in range(0, len(x), batch_size):
+                    yield x[i:i + batch_size], y[i:i + batch_size]
+
+        return torch.utils.data.DataLoader(Batches(), batch_size=None)
+    import tensorflow as tf  # Keras takes tf.data on every backend
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).filter(lambda a, b: True)
 
 
 def test_unknown_steps_per_epoch_captures_from_the_second_epoch(tmp_path):
-    import tensorflow as tf  # a dataset of unknown cardinality (Keras takes it on every backend)
-
     x = np.random.default_rng(6).normal(size=(12, 5)).astype("float32")
     y = np.zeros(12, "int32")
-    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).filter(lambda a, b: True)
+    data = _unknown_length_batches(x, y, 4)
     model = _mlp()
     model.compile(optimizer="sgd",
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -441,6 +457,12 @@ def test_config_round_trip(tmp_path):
     assert config["include"] == ["*kernel"] and config["exclude"] == ["head/*"]
     assert keras.saving.get_registered_object("keras_recipes>GradientHistogram") is \
         GradientHistogram
+    # every="epoch" defines no batch-end hook: Keras keeps its asynchronous batch-end
+    # dispatch (TensorFlow, jax); only every=N needs one.
+    default = GradientHistogram(tmp_path)
+    assert type(default).on_train_batch_end is keras.callbacks.Callback.on_train_batch_end
+    assert "on_train_batch_end" not in vars(default)
+    assert vars(callback)["on_train_batch_end"] == callback._log_every_n
 
 
 @pytest.mark.parametrize(
