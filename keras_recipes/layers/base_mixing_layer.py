@@ -244,6 +244,15 @@ class BaseMixingLayer(keras.layers.Layer):
                     "(key 'labels') when `images` is a dict. Received: labels given twice"
                 )
             return images["images"], images.get("labels"), images.get("segmentation_masks"), True
+        if isinstance(images, (tuple, list)):  # one `(images, labels)` argument
+            if len(images) != 2 or labels is not None:
+                raise ValueError(
+                    "Invalid value for argument `images`. Expected a tensor, a dict, or one "
+                    "`(images, labels)` pair (then no `labels` argument). Received: a "
+                    f"{type(images).__name__} of length {len(images)}"
+                    + (" and labels" if labels is not None else "")
+                )
+            return images[0], images[1], None, False
         return images, labels, None, False
 
     @staticmethod
@@ -386,7 +395,7 @@ class BaseMixingLayer(keras.layers.Layer):
         x, y, masks, as_dict = self._parse(images, labels)
         self._validate(x, y, masks)
         if not training:
-            return images if as_dict or y is None else (images, labels)
+            return images if as_dict else (x if y is None else (x, y))
         leaves = keras.tree.flatten(y) if y is not None else []
         classes = tuple(self._num_classes_per_leaf(y, len(leaves)))
         u = draw(x, ops.shape(x)[0])

@@ -63,6 +63,7 @@ class CutMix(BaseMixingLayer):
         images: a batch of images, or a dict with ``"images"`` and optional
             ``"labels"`` and ``"segmentation_masks"`` (``(B, H, W)`` or rank 4,
             any dtype; the same rectangle is pasted).
+            One ``(images, labels)`` tuple is also accepted (returned as a tuple).
         labels: optional labels: a tensor, or a tuple / dict of tensors.
         training: mix when True (default); return the inputs when False.
 

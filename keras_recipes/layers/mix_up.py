@@ -73,6 +73,7 @@ class MixUp(BaseMixingLayer):
         images: a batch of images ``(B, H, W, C)`` (or ``(B, C, H, W)``), or a
             dict ``{"images": ..., "labels": ..., "segmentation_masks": ...}``
             (masks must be float, e.g. one-hot per pixel).
+            One ``(images, labels)`` tuple is also accepted (returned as a tuple).
         labels: optional labels: a tensor, or a tuple / dict of tensors (one per
             model output); each is mixed with the same λ and partner.
         training: mix when True (default); return the inputs when False.

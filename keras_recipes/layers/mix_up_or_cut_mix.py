@@ -54,6 +54,7 @@ class MixUpOrCutMix(BaseMixingLayer):
         images: a batch of images, or a dict with ``"images"`` and optional
             ``"labels"`` and ``"segmentation_masks"`` (float masks; integer
             masks only with ``switch_prob=1``).
+            One ``(images, labels)`` tuple is also accepted (returned as a tuple).
         labels: optional labels: a tensor, or a tuple / dict of tensors.
         training: mix when True (default); return the inputs when False.
 

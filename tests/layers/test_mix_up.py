@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_recipes.layers import MixUp
+from keras_recipes.layers import CutMix, MixUp
 from tests.contract import run_layer_test
 from tests.layers.mixing_reference import (
     as_float32_grid,
@@ -230,3 +230,39 @@ def test_config_round_trips_every_argument():
     assert_every_argument_round_trips(
         MixUp, {"alpha": 0.7, "mode": "batch", "num_classes": 3, "label_smoothing": 0.1,
          "seed": 5, "data_format": "channels_first"})
+
+
+def test_keras_input_faults_that_ours_do_not_share():
+    """Keras 3.15: tuples and dict labels raise, unbatched CutMix is a silent no-op, α = 0
+    gives λ = 0.5 (TensorFlow) or an error at call time (torch). Ours: the tests above
+    (tuple/dict labels mixed, a batch-first error, a ValueError at construction)."""
+    if keras.backend.backend() == "jax":
+        pytest.skip("jax: Keras's layers run op by op there (seconds per call); the faults "
+                    "are reproduced on torch and tensorflow")
+    with pytest.raises(Exception):  # noqa: B017 - any error is the fault
+        keras.layers.MixUp(seed=0)((X, EYE))
+    with pytest.raises(Exception):  # noqa: B017
+        keras.layers.MixUp(seed=0)({"images": X, "labels": {"a": EYE}})
+    np.testing.assert_array_equal(to_np(keras.layers.CutMix(seed=0)(X[0])), X[0])
+    if keras.backend.backend() == "tensorflow":
+        out = keras.layers.MixUp(alpha=0.0, seed=0)({"images": X, "labels": EYE})
+        lam = to_np(out["labels"])[np.arange(7), np.arange(7)]
+        assert np.any(np.isclose(lam, 0.5))  # Beta(0, 0) draws exactly 0.5
+    else:
+        with pytest.raises(Exception, match="(?i)concentration"):
+            keras.layers.MixUp(alpha=0.0, seed=0)({"images": X, "labels": EYE})
+    # Ours, side by side.
+    pair, positional = MixUp(seed=0)((X, EYE)), MixUp(seed=0)(X, EYE)  # a tuple: (x, y)
+    for a, b in zip(pair, positional, strict=True):
+        np.testing.assert_array_equal(to_np(a), to_np(b))
+    x_out, y_out = MixUp(seed=0)((X, EYE), training=False)
+    np.testing.assert_array_equal(to_np(x_out), X)
+    with pytest.raises(ValueError, match="batch first"):
+        CutMix()(X[0])
+    with pytest.raises(ValueError, match="`alpha`"):
+        MixUp(alpha=0.0)
+
+
+def test_a_tuple_other_than_images_and_labels_raises():
+    with pytest.raises(ValueError, match=r"one `\(images, labels\)` pair"):
+        MixUp()((X, EYE, EYE))
