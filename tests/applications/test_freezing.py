@@ -13,6 +13,11 @@ from keras_recipes.applications import (
 )
 from tests.applications.tiny import tiny_backbone
 
+# The cheapest mode for a few tiny steps: JAX without jit (each jitted fit compiles
+# anew), TensorFlow eagerly (each traced fit costs a trace).
+CHEAP = {"jax": {"jit_compile": False}, "tensorflow": {"run_eagerly": True}}.get(
+    keras.backend.backend(), {})
+
 
 def _trainable_paths(model):
     # "layer/weight" (nested models prefix the path with their own name).
@@ -104,28 +109,57 @@ def test_unfreeze_last_n_layers_with_weights():
     assert _trainable_paths(model) == sorted(CONV5 + HEAD)
 
 
-def test_unfrozen_weights_really_train_and_frozen_batch_norm_stays_in_inference_mode():
-    """The Keras 3 semantics relied on: trainable=False batch norm uses moving stats."""
-    model, backbone = _model()
-    freeze(backbone)
-    unfreeze(backbone, layers="block5_*")
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    bn5 = find_layer(backbone, "block5_bn")
-    conv4 = find_layer(backbone, "block4_conv")
-    conv5 = find_layer(backbone, "block5_conv")
-    before = {
-        "stats": [np.array(bn5.moving_mean), np.array(bn5.moving_variance)],
-        "conv4": np.array(conv4.kernel),
-        "conv5": np.array(conv5.kernel),
-    }
+def test_keras_guide_training_false_does_not_keep_batch_norm_frozen_but_freeze_does():
+    """Regression (keras-team/keras#20285, Keras 3.15 measured on every backend).
+
+    The keras.io guide builds ``base(inputs, training=False)`` and later sets
+    ``base.trainable = True`` to fine-tune, expecting batch norm to stay in
+    inference mode. Once ``fit`` runs, the outer ``training=True`` wins and the
+    moving statistics move. ``freeze`` then ``unfreeze(layers="block5_*")``
+    (the Keras 3 semantics relied on: batch norm non-trainable = inference mode)
+    keeps every moving statistic bitwise and ``block4_conv`` bitwise, while
+    ``block5_conv`` trains. Same data, same start.
+    """
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 8, 8, 3)).astype("float32")
-    y = rng.normal(size=(8, 2)).astype("float32")
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    np.testing.assert_array_equal(np.array(bn5.moving_mean), before["stats"][0])
-    np.testing.assert_array_equal(np.array(bn5.moving_variance), before["stats"][1])
-    np.testing.assert_array_equal(np.array(conv4.kernel), before["conv4"])
-    assert not np.array_equal(np.array(conv5.kernel), before["conv5"])
+    x = rng.normal(size=(4, 8, 8, 3)).astype("float32")
+    y = rng.normal(size=(4, 2)).astype("float32")
+
+    def numpy(v):
+        return np.array(keras.ops.convert_to_numpy(v), copy=True)
+
+    def run(guide: bool):
+        keras.utils.set_random_seed(0)
+        backbone = tiny_backbone()
+        bns = [layer for layer in selectable_layers(backbone) if is_batch_norm(layer)]
+        for bn in bns:
+            bn.moving_mean.assign(np.full(4, 0.3, "float32"))
+            bn.moving_variance.assign(np.full(4, 1.5, "float32"))
+        inputs = keras.Input((8, 8, 3))
+        features = backbone(inputs, training=False) if guide else backbone(inputs)
+        pooled = keras.layers.GlobalAveragePooling2D()(features)
+        model = keras.Model(inputs, keras.layers.Dense(2, name="head")(pooled))
+        if guide:
+            backbone.trainable = True  # the guide's fine-tuning step
+        else:
+            freeze(backbone)
+            unfreeze(backbone, layers="block5_*")
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", **CHEAP)
+        convs = [find_layer(backbone, n) for n in ("block4_conv", "block5_conv")]
+        start = [numpy(c.kernel) for c in convs]
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        stats = [numpy(v) for bn in bns for v in (bn.moving_mean, bn.moving_variance)]
+        trained = [not np.array_equal(numpy(c.kernel), s) for c, s in zip(convs, start,
+                                                                       strict=True)]
+        return stats, trained
+
+    guide_stats, guide_trained = run(guide=True)
+    ours_stats, ours_trained = run(guide=False)
+    assert guide_trained == [True, True] and ours_trained == [False, True]
+    # momentum 0.99: one step moves the statistics by 1% of (batch value - start).
+    starts = [np.full(4, 0.3 if i % 2 == 0 else 1.5, "float32") for i in range(4)]
+    assert max(np.max(np.abs(s - s0)) for s, s0 in zip(guide_stats, starts, strict=True)) > 1e-4
+    for s, s0 in zip(ours_stats, starts, strict=True):
+        np.testing.assert_array_equal(s, s0)
 
 
 def test_find_layer_searches_nested_models():

@@ -27,15 +27,27 @@ from tests.applications.tiny import copies, data, tiny_transfer_model, weights_o
 
 BACKEND = keras.backend.backend()
 X, Y = data(16)
+# One step of 4 rows: the batch shape of the equivalence tests, so that JAX's eager op
+# cache (filled by the other jit mode's run) serves the other tests.
+X4, Y4 = X[:4], Y[:4]
 
 
 def _np(v):
     return np.array(keras.ops.convert_to_numpy(v), copy=True)
 
 
-def _compile(model, optimizer, jit_compile="auto"):
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  jit_compile=jit_compile)
+# The equivalence tests below run each backend's default (jitted on JAX, traced on
+# TensorFlow, eager on torch) and the other jit mode, and the Keras-alone faults run
+# each backend's default. The other tests run in each backend's cheapest mode for a few tiny
+# steps: JAX without jit (its eager op cache serves every tiny model of this file, while
+# each jitted fit and each rebuilt train function compiles anew: 1-2 s of CPU each) and
+# TensorFlow eagerly (each traced fit and each rebuild costs a trace).
+CHEAP = {"jax": {"jit_compile": False}, "tensorflow": {"run_eagerly": True}}.get(BACKEND, {})
+
+
+def _compile(model, optimizer, jit_compile=None):
+    mode = CHEAP if jit_compile is None else {"jit_compile": jit_compile}
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", **mode)
 
 
 class _Record(keras.callbacks.Callback):
@@ -88,10 +100,10 @@ def reference():
     """Fit 2 epochs, unfreeze, recompile with lr 1e-3 (same SGD settings), fit 2 more."""
     model = tiny_transfer_model()
     start = copies(model.get_weights())
-    _compile(model, keras.optimizers.SGD(1e-2, **SGD))
+    _compile(model, keras.optimizers.SGD(1e-2, **SGD), "auto")
     model.fit(X, Y, batch_size=4, epochs=2, shuffle=False, verbose=0)
     unfreeze(model.get_layer("backbone"))
-    _compile(model, keras.optimizers.SGD(1e-3, **SGD))
+    _compile(model, keras.optimizers.SGD(1e-3, **SGD), "auto")
     model.fit(X, Y, batch_size=4, epochs=4, initial_epoch=2, shuffle=False, verbose=0)
     return start, copies(model.get_weights()), model.jit_compile
 
@@ -131,6 +143,51 @@ def test_equals_fit_recompile_fit_frozen_before_the_stage_batch_norm_unchanged(r
             assert np.any(b != 0) and np.any(b != 1)
 
 
+class _NaiveUnfreeze(keras.callbacks.Callback):
+    """What users try first: flip `trainable` (and maybe recompile) from a callback."""
+
+    def __init__(self, recompile):
+        super().__init__()
+        self.recompile = recompile
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            unfreeze(self.model.get_layer("backbone"))
+            if self.recompile:
+                _compile(self.model, keras.optimizers.SGD(1e-3), "auto")
+
+
+# Keras 3.15, measured: (error type or None, message fragment) per backend.
+_NAIVE_FAULTS = {
+    False: {"tensorflow": (None, None), "torch": (ValueError, "Unknown variable"),
+            "jax": (ValueError, "must match")},
+    True: {"tensorflow": (TypeError, "not callable"), "torch": (TypeError, "not callable"),
+           "jax": (ValueError, "must match")},
+}
+
+
+@pytest.mark.parametrize("recompile", [False, True], ids=["trainable", "compile"])
+def test_keras_alone_cannot_unfreeze_inside_fit(recompile):
+    """Regression evidence for the peer faults UnfreezeSchedule works around.
+
+    Setting ``trainable`` from a callback is a silent no-op on TensorFlow (the
+    frozen kernel stays bitwise unchanged) and an error on torch and JAX;
+    ``compile()`` from a callback fails on every backend.
+    """
+    model = tiny_transfer_model()
+    _compile(model, keras.optimizers.SGD(1e-2), "auto")  # each backend's default
+    conv = _conv(model, "block4_conv")
+    error, fragment = _NAIVE_FAULTS[recompile][BACKEND]
+    if error is None:
+        model.fit(X, Y, batch_size=4, epochs=2, verbose=0, callbacks=[_NaiveUnfreeze(recompile)])
+        np.testing.assert_array_equal(_conv(model, "block4_conv"), conv)  # silently frozen
+        assert len(model.trainable_weights) == 6  # although the flags say trainable
+    else:
+        with pytest.raises(error, match=fragment):
+            model.fit(X, Y, batch_size=4, epochs=2, verbose=0,
+                      callbacks=[_NaiveUnfreeze(recompile)])
+
+
 def test_other_jit_mode_equals_the_reference(reference):
     start, want, default_jit = reference
     if BACKEND == "torch":
@@ -151,7 +208,7 @@ def test_batch_norm_statistics_move_when_asked():
     stats = _bn_stats(model)
     _compile(model, keras.optimizers.SGD(0.01))
     schedule = UnfreezeSchedule(schedule={0: "all"}, keep_batchnorm_frozen=False, verbose=0)
-    model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[schedule])
+    model.fit(X4, Y4, batch_size=4, epochs=1, verbose=0, callbacks=[schedule])
     assert all(not np.array_equal(a, b) for a, b in zip(_bn_stats(model), stats, strict=True))
 
 
@@ -184,7 +241,7 @@ def test_adam_first_step_of_an_unfrozen_weight_is_one_learning_rate():
     before = weights_of(model.get_layer("backbone"))
     schedule = UnfreezeSchedule(schedule={0: "all"}, verbose=0)
     record = _Record()
-    model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[schedule, record])  # 1 step
+    model.fit(X4, Y4, batch_size=4, epochs=1, verbose=0, callbacks=[schedule, record])  # 1 step
     assert int(_np(model.optimizer.iterations)) == 1
     conv_paths = [i for i, w in enumerate(model.get_layer("backbone").weights)
                   if w.path.endswith("kernel")]
@@ -267,7 +324,7 @@ def test_multi_stage_schedule_with_per_stage_learning_rates():
     record = _Record()
     start = weights_of(model.get_layer("backbone"))
     names = ["/".join(w.path.split("/")[-2:]) for w in model.get_layer("backbone").weights]
-    model.fit(X, Y, batch_size=16, epochs=5, verbose=0, callbacks=[schedule, record])
+    model.fit(X4, Y4, batch_size=4, epochs=5, verbose=0, callbacks=[schedule, record])
 
     def changed(epoch):
         return {n for n, a, b in zip(names, record.epochs[epoch]["backbone"], start, strict=True)
@@ -290,7 +347,7 @@ def test_resume_after_and_before_a_stage_equals_the_uninterrupted_run():
     _compile(reference, keras.optimizers.SGD(0.05))
     first = UnfreezeSchedule(schedule=sched, learning_rate=0.01, verbose=0)
     record = _Record(first)
-    reference.fit(X, Y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+    reference.fit(X, Y, batch_size=4, epochs=4, shuffle=False, verbose=0,
                   callbacks=[first, record])
     assert record.epochs[1]["state"] == {"applied": []}
     assert record.epochs[2]["state"] == {"applied": [2]}
@@ -306,7 +363,7 @@ def test_resume_after_and_before_a_stage_equals_the_uninterrupted_run():
         state = json.loads(json.dumps(record.epochs[after_epoch]["state"]))  # a checkpoint
         schedule.set_state(state)
         rec = _Record()
-        model.fit(X, Y, batch_size=8, epochs=stop_at, initial_epoch=after_epoch + 1,
+        model.fit(X, Y, batch_size=4, epochs=stop_at, initial_epoch=after_epoch + 1,
                   shuffle=False, verbose=0, callbacks=[schedule, rec])
         return model, rec
 
@@ -326,9 +383,9 @@ def test_a_stage_that_changes_nothing_keeps_the_optimizer():
     model = tiny_transfer_model()
     _compile(model, keras.optimizers.SGD(0.05, momentum=0.9))
     schedule = UnfreezeSchedule(schedule={0: "all"}, verbose=0)
-    model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[schedule])
+    model.fit(X4, Y4, batch_size=4, epochs=1, verbose=0, callbacks=[schedule])
     optimizer = model.optimizer
-    model.fit(X, Y, batch_size=16, epochs=2, initial_epoch=1, verbose=0, callbacks=[schedule])
+    model.fit(X4, Y4, batch_size=4, epochs=2, initial_epoch=1, verbose=0, callbacks=[schedule])
     assert model.optimizer is optimizer
     assert [e["optimizer_rebuilt"] for e in schedule.events] == [False]
 
@@ -343,7 +400,9 @@ def test_inside_augmented_model_beside_early_stopping_and_gradient_histogram(tmp
     net = tiny_transfer_model()
     stats = _bn_stats(net)
     model = AugmentedModel(net, MixUp(alpha=0.4, num_classes=3, seed=0))
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy")
+    # Jitted on JAX: MixUp and the gradient capture cost more eagerly (measured).
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy",
+                  **({} if BACKEND == "jax" else CHEAP))
     conv4 = _conv(net, "block4_conv")
     schedule = UnfreezeSchedule(schedule={1: "all"}, verbose=0)
     stopper = EarlyStopping(monitor="loss", patience=10)
@@ -373,7 +432,7 @@ def test_tf_distribute_strategy_scope():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
         model = tiny_transfer_model()
-        _compile(model, keras.optimizers.SGD(0.05, momentum=0.9))
+        _compile(model, keras.optimizers.SGD(0.05, momentum=0.9), "auto")
     conv4 = _conv(model, "block4_conv")
     schedule = UnfreezeSchedule(schedule={1: "all"}, learning_rate=0.01, verbose=0)
     model.fit(X, Y, batch_size=8, epochs=2, verbose=0, callbacks=[schedule])
