@@ -411,6 +411,8 @@ class GradientHistogram(keras.callbacks.Callback):
         self._global_step = self._g0
         self._epoch_start = self._g0
         self._last_batch = -1
+        self._steps_unknown = not (self.params or {}).get("steps")
+        self._epoch_iterations = None
         self._previous = {
             id(v): _host(v)
             for v in model.trainable_weights
@@ -445,6 +447,11 @@ class GradientHistogram(keras.callbacks.Callback):
         # Steps are counted here (every begun step completes before the next hook).
         self._last_batch = int(batch)
         self._global_step = self._epoch_start + int(batch)
+        if batch == 0 and self._steps_unknown:
+            # With data of unknown length, jax and TensorFlow begin one more batch than
+            # they run (the one that finds the data exhausted): count the optimizer's steps.
+            optimizer = self.model.optimizer  # self.model syncs the jax state
+            self._epoch_iterations = (optimizer, self._iterations(optimizer))
         swapped = False
         if self._capture is None:
             if self._period and self.data is None:
@@ -480,6 +487,11 @@ class GradientHistogram(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._global_step = self._epoch_start + self._last_batch + 1
+        if self._epoch_iterations is not None:
+            optimizer, start = self._epoch_iterations
+            self._epoch_iterations = None
+            if self.model.optimizer is optimizer:
+                self._global_step = self._epoch_start + self._iterations(optimizer) - start
         if self.every == "epoch":
             if self._capture is not None:
                 self._log_captured(step=epoch)
