@@ -347,7 +347,7 @@ def test_resume_after_and_before_a_stage_equals_the_uninterrupted_run():
     _compile(reference, keras.optimizers.SGD(0.05))
     first = UnfreezeSchedule(schedule=sched, learning_rate=0.01, verbose=0)
     record = _Record(first)
-    reference.fit(X, Y, batch_size=4, epochs=4, shuffle=False, verbose=0,
+    reference.fit(X[:8], Y[:8], batch_size=4, epochs=4, shuffle=False, verbose=0,
                   callbacks=[first, record])
     assert record.epochs[1]["state"] == {"applied": []}
     assert record.epochs[2]["state"] == {"applied": [2]}
@@ -363,7 +363,7 @@ def test_resume_after_and_before_a_stage_equals_the_uninterrupted_run():
         state = json.loads(json.dumps(record.epochs[after_epoch]["state"]))  # a checkpoint
         schedule.set_state(state)
         rec = _Record()
-        model.fit(X, Y, batch_size=4, epochs=stop_at, initial_epoch=after_epoch + 1,
+        model.fit(X[:8], Y[:8], batch_size=4, epochs=stop_at, initial_epoch=after_epoch + 1,
                   shuffle=False, verbose=0, callbacks=[schedule, rec])
         return model, rec
 

@@ -139,7 +139,8 @@ def library_callbacks(log_dir: str):
         [
             UnfreezeSchedule("backbone", {1: "all"}, learning_rate=0.05, verbose=0),
             # No improvement of 10 is possible: stops after the second epoch (of 3).
-            EarlyStopping(monitor="val_loss", min_delta=10.0, patience=1),
+            # (Training loss: validation under each engine is run_augmented's.)
+            EarlyStopping(monitor="loss", min_delta=10.0, patience=1),
         ],
         [GradientHistogram(log_dir, verbose=0)],  # gradients captured from the steps
     )
@@ -155,9 +156,7 @@ def run_library(context, log_root: str) -> tuple[dict, keras.Model]:
     from keras_recipes.callbacks.event_writer import read_scalars
 
     x, y = data(0)
-    xv, yv = data(1, rows=32)
-    kwargs = {"batch_size": BATCH, "epochs": 3, "verbose": 0, "shuffle": False,
-              "validation_data": (xv, yv)}
+    kwargs = {"batch_size": BATCH, "epochs": 3, "verbose": 0, "shuffle": False}
     runs = {}
     # Under torchrun every rank also trains the one-device reference: its own folder.
     one_dir = f"one-{context.process_index}" if context.num_processes > 1 else "one"
