@@ -47,9 +47,32 @@ Outputs (one run folder, printed at the end): ``config.json``,
 variant's CNN, first seed), ``tensorboard/<variant>/seed<k>/``.
 
 Results (defaults: digits 16×16, 30 training images per class, 15 epochs,
-seeds 0, 1, 2; 270 validation and 270 test images):
+seeds 0, 1, 2; 270 validation and 270 test images), measured as three
+processes, one seed each, ``python recipes/regularization_ablation.py
+--threads 1 --seeds K`` (a seed's runs do not depend on the other seeds: seed
+0's ``none`` gave the same numbers in a full run), backend torch, one thread
+each of a 2-core AMD EPYC CPU shared with other jobs (load average 18-22):
+103-104 s CPU per seed for the ten variants plus ~18 s to start, i.e. about
+330 s CPU for the one-process default run (1685 s wall per process here):
 
-    RESULTS_PLACEHOLDER
+    | variant | train acc. % | val. acc. % | test acc. % | gap (train − test), points |
+    |---|---|---|---|---|
+    | none | 97.1 ± 1.6 | 92.1 ± 1.5 | 89.4 ± 2.5 | 7.7 ± 0.9 |
+    | l2 | 96.8 ± 1.5 | 91.7 ± 1.8 | 89.3 ± 2.3 | 7.5 ± 0.7 |
+    | dropout | 91.7 ± 2.3 | 89.1 ± 1.3 | 87.7 ± 2.5 | 4.0 ± 1.1 |
+    | batchnorm | 100.0 ± 0.0 | 95.9 ± 0.4 | 96.2 ± 0.4 | 3.8 ± 0.4 |
+    | augment | 92.0 ± 1.5 | 90.0 ± 1.3 | 88.3 ± 0.6 | 3.7 ± 1.3 |
+    | label_smoothing | 97.9 ± 0.8 | 94.1 ± 1.1 | 90.9 ± 2.0 | 7.0 ± 1.3 |
+    | mixup | 94.7 ± 0.9 | 91.1 ± 0.4 | 90.6 ± 1.8 | 4.0 ± 1.0 |
+    | cutmix | 93.0 ± 1.8 | 89.6 ± 3.3 | 88.3 ± 2.7 | 4.7 ± 1.0 |
+    | mixup_or_cutmix | 94.2 ± 2.8 | 90.6 ± 2.6 | 90.4 ± 3.3 | 3.9 ± 0.5 |
+    | all | 86.8 ± 1.8 | 84.0 ± 1.8 | 86.3 ± 0.7 | 0.5 ± 1.3 |
+
+Every technique narrows the train−test gap of the plain CNN (7.7 points), L2
+(λ = 1e-3) barely; batch normalization (with the course's momentum 0.9) is the
+only one that also raises test accuracy clearly (96.2%); MixUp, MixUp-or-CutMix
+and label smoothing add 1-1.5 points within the seed spread; "all" together
+closes the gap (0.5) but underfits in 15 epochs (86.3%).
 """
 
 from __future__ import annotations
