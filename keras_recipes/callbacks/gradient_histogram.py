@@ -149,7 +149,10 @@ class GradientHistogram(keras.callbacks.Callback):
       is kept): gradients of the loss on that fixed **probe batch** (the
       course uses 100 held-out samples), computed after the epoch
       (``every="epoch"``) or after every N-th step, with
-      ``keras_recipes.backend.loss_and_gradients`` (stateless).
+      ``keras_recipes.backend.loss_and_gradients`` (stateless). Inside the
+      scope of an N-replica ``tf.distribute`` strategy, where Keras scales
+      every loss by 1/N, the gradients are scaled back (see
+      ``keras_recipes.backend.gradient_capture.distribution_loss_scale``).
 
     Either way there are **no side effects**: weights, batch-norm statistics,
     random seed states, ``optimizer.iterations`` and the history of a run are
