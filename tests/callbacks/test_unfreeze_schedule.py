@@ -432,7 +432,8 @@ def test_tf_distribute_strategy_scope():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
         model = tiny_transfer_model()
-        _compile(model, keras.optimizers.SGD(0.05, momentum=0.9), "auto")
+        # Eagerly: the traced steps under a strategy (2 replicas) are the distribute tests'.
+        _compile(model, keras.optimizers.SGD(0.05, momentum=0.9))
     conv4 = _conv(model, "block4_conv")
     schedule = UnfreezeSchedule(schedule={1: "all"}, learning_rate=0.01, verbose=0)
     model.fit(X, Y, batch_size=8, epochs=2, verbose=0, callbacks=[schedule])
