@@ -74,10 +74,11 @@ so wall times are inflated many times over; CPU time = user + sys of the process
   source task (VGG19 from scratch on 711 images of digits 0-4, 2 epochs) val top-1
   98.1%; transfer phase 1 (head only, 10 epochs, 50 labelled images) val top-1 59.3%,
   test top-1 54.8%; phase 2 (all layers, 10 epochs) val top-1 61.1%, test top-1
-  55.6%; 11.5 min of CPU up to there (86 min wall on the loaded machine). The
-  from-scratch run did not finish before the session's deadline, so the whole run's
-  time (target: 10 minutes on an idle 2-core CPU; the CPU time already exceeds
-  that) and the transfer-vs-scratch difference are not measured yet.
+  55.6%; best epoch 12: val top-1 61.1%, test top-1 56.3%. VGG19 from scratch with
+  the same step budget: best val top-1 37.0%, test top-1 36.3%. Transfer minus
+  scratch: +20.0 points test top-1, +24.1 points val top-1. Whole run: 1,097 s of
+  CPU (18.3 min; 95.8 min wall on the loaded machine), so even with both cores
+  fully used it needs >= 9 min: the 10-minute target is not demonstrated.
 - The online course run (Flowers-102 + ImageNet weights) was not run: no internet.
 """
 
