@@ -53,7 +53,11 @@ processes, one seed each, ``python recipes/regularization_ablation.py
 0's ``none`` gave the same numbers in a full run), backend torch, one thread
 each of a 2-core AMD EPYC CPU shared with other jobs (load average 18-22):
 103-104 s CPU per seed for the ten variants plus ~18 s to start, i.e. about
-330 s CPU for the one-process default run (1685 s wall per process here):
+330 s CPU for the one-process default run (1685 s wall per process here).
+The one-process default run, ``python recipes/regularization_ablation.py
+--backend torch --out /tmp/reg``, on the same CPU idle (both cores, Keras's
+default threads, 2026-11-28 12:01 UTC) gave the same table, bit for bit, in
+192 s wall for the whole process (177 s for the runs, 300 s CPU):
 
     | variant | train acc. % | val. acc. % | test acc. % | gap (train − test), points |
     |---|---|---|---|---|
