@@ -66,8 +66,8 @@ so wall times are inflated many times over; CPU time = user + sys of the process
 
 - ``python recipes/transfer_vgg19.py --smoke --backend torch``: 75.6 s CPU
   (1,282 s wall on the loaded machine); ``--backend tensorflow``: 68.6 s CPU (999 s
-  wall); ``--backend jax``: 131.6 s CPU (1,666 s wall), over the 90 s target
-  (XLA compiles each VGG19 step function).
+  wall); ``--backend jax``: 131.6 s CPU (1,666 s wall; XLA compiles each VGG19
+  step function); on the idle machine, default threads: 74 s wall, 108 s CPU.
   The smoke run learns nothing (1 step per epoch; every accuracy is chance, 20%):
   it checks the machinery, not the transfer.
 - The embedded default (``python recipes/transfer_vgg19.py --backend torch``, offline):
