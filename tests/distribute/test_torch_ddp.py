@@ -6,9 +6,9 @@ launcher plus two fresh ranks.
 """
 
 import keras
-import numpy as np
 import pytest
 
+from tests.distribute import checks
 from tests.distribute.launch import run_ddp
 
 pytestmark = pytest.mark.skipif(
@@ -35,25 +35,19 @@ def test_two_replicas_match_one_device_with_the_library_callbacks(reports):
     # backbone with a new optimizer at epoch 1 (the model is re-wrapped for the
     # new trainable set); EarlyStopping stops every rank after epoch 1 (of 3).
     for r in reports:
-        library = r["library"]
-        assert library["epochs_run"] == {"many": 2, "one": 2}
-        assert library["backbone_trained"]
-        assert library["weights_vs_one_device"] < 1e-5
-        assert library["logs_vs_one_device"] < 1e-5
+        checks.assert_matches_one_device(r["library"])
 
 
 def test_gradient_histogram_logs_gradients_averaged_over_ranks(reports):
     # Chief only: the captured gradients are DDP's averaged gradients, the same
     # norms as on one device.
-    norms = reports[0]["library"]["gradient_norms"]
-    assert len(norms["many"]) == 2
-    np.testing.assert_allclose(norms["many"], norms["one"], rtol=1e-5)
+    checks.assert_gradient_norms_match_one_device(reports[0]["library"])
     assert "gradient_norms" not in reports[1]["library"]
 
 
 def test_one_tensorboard_writer(reports):
     # Both ranks share the log folder; only the chief runs chief_callbacks.
-    assert reports[0]["library"]["event_files"] == ["many/train"]
+    checks.assert_one_tensorboard_writer(reports[0]["library"])
 
 
 def test_replicas_hold_identical_weights_after_training(reports):
