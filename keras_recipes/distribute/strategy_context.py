@@ -145,8 +145,10 @@ class StrategyContext(DistributeContext):
 
     ``max_replica_difference`` compares the replicas of this process (all of
     them for ``"mirrored"``; this worker's devices for ``"multi_worker"``).
-    Not tested here: GPUs, NCCL, ``"multi_worker"`` (tests use 2 logical CPU
-    devices and ``"mirrored"``).
+    Under ``"multi_worker"``, two faults of Keras's ``fit`` are worked around
+    (see ``_multi_worker_fixes``). Tested on CPU only: ``"mirrored"`` over 2
+    logical CPU devices, ``"multi_worker"`` with 2 local worker processes
+    (``TF_CONFIG`` on 127.0.0.1); not GPUs, NCCL or several hosts.
 
     Example:
 
@@ -280,6 +282,67 @@ class StrategyContext(DistributeContext):
         with self.strategy.scope():
             model._symbolic_build(data_batch=keras.tree.map_structure(symbolic, spec))
 
+    @contextlib.contextmanager
+    def _multi_worker_fixes(self, model):
+        """Works around two faults of Keras 3's ``fit`` under ``MultiWorkerMirroredStrategy``.
+
+        Installed on the model for the duration of one ``fit`` / ``evaluate``
+        (``"multi_worker"`` only; both measured with Keras 3.15, TF 2.21, 2
+        local workers; tensorflow/tensorflow#72388):
+
+        - Keras reads one distributed batch and averages it with an eager
+          ``strategy.reduce("MEAN", ...)`` only to build an unbuilt model; that
+          fails (``ValueError: Attempt to convert a value (PerReplica:{...})``).
+          The model is built from the data's specs first (``_build_from_spec``),
+          so that step only builds the optimizer here.
+        - Keras reduces each step's logs with ``strategy.reduce("MEAN", v,
+          axis=0)`` under this strategy, which fails for the scalar logs every
+          step returns (``ValueError: Invalid reduction dimension 0 for input
+          with 0 dimensions``). The steps return each scalar log with shape
+          ``(1,)`` instead: the reduce is then the mean over all replicas, as
+          ``MirroredStrategy``'s mean of its replicas' values, and a scalar.
+        """
+        if self.kind != "multi_worker":
+            yield
+            return
+        import tensorflow as tf
+
+        built = all(layer.built for layer in model._flatten_layers()) and all(
+            part is None or part.built
+            for part in (getattr(model, "_compile_loss", None),
+                         getattr(model, "_compile_metrics", None)))
+        cls, strategy, saved = type(model), self.strategy, {}
+
+        def maybe_symbolic_build(iterator=None, data_batch=None):
+            if iterator is None or not built:
+                return cls._maybe_symbolic_build(model, iterator=iterator, data_batch=data_batch)
+            with strategy.scope():
+                model._symbolic_build(data_batch=None)  # builds the optimizer only
+
+        def with_vector_logs(step):
+            def wrapped(data):
+                return keras.tree.map_structure(
+                    lambda v: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0
+                    else v, step(data))
+            return wrapped
+
+        overrides = {
+            "_maybe_symbolic_build": maybe_symbolic_build,
+            "train_step": with_vector_logs(model.train_step),
+            "test_step": with_vector_logs(model.test_step),
+        }
+        for name, fn in overrides.items():
+            saved[name] = model.__dict__.get(name)
+            object.__setattr__(model, name, fn)
+        try:
+            yield
+        finally:
+            for name, fn in saved.items():
+                if fn is None:
+                    object.__delattr__(model, name)
+                else:
+                    object.__setattr__(model, name, fn)
+
     def _offset_seed_states(self, model) -> None:
         """Gives each replica its own random stream (dropout masks, mixing draws).
 
@@ -315,11 +378,13 @@ class StrategyContext(DistributeContext):
         self._offset_seed_states(model)
         if model.optimizer is not None:
             sum_gradients_first(model.optimizer)  # before callbacks look at it
-        return model.fit(x, y, callbacks=[*callbacks, _SumGradientsFirst()], **kwargs)
+        with self._multi_worker_fixes(model):
+            return model.fit(x, y, callbacks=[*callbacks, _SumGradientsFirst()], **kwargs)
 
     def _evaluate(self, model, x, y, **kwargs):
         self._build_from_spec(model, x, y, kwargs.get("sample_weight"))
-        return model.evaluate(x, y, return_dict=True, **kwargs)
+        with self._multi_worker_fixes(model):
+            return model.evaluate(x, y, return_dict=True, **kwargs)
 
     # --- replica state ----------------------------------------------------------
     def replica_values(self, variable) -> Iterator[np.ndarray]:

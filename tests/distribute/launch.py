@@ -10,12 +10,15 @@ numbers the workers report.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +61,51 @@ def run_worker(name: str, out_dir: Path, *, env: dict | None = None,
     )
     _check(proc, f"worker {name}")
     return json.loads(out.read_text())
+
+
+def run_processes(name: str, out_dir: Path, envs: list[dict], *, timeout: float = 600,
+                  command: list[str] | None = None) -> list[dict]:
+    """Starts ``workers/<name>.py`` once per environment in ``envs``; returns their reports.
+
+    The worker writes its report to ``<out_dir>/<name>.json.rank<R>`` (``R``: its
+    process index in the engine); the reports come back sorted by ``R``.
+    ``command`` replaces the Python interpreter (a launcher such as ``torchrun``:
+    ``envs`` then has one entry and the launcher starts the ranks). Each process
+    gets its own session; when one fails, or at the timeout, every process group
+    is killed, so no worker outlives the test (nor waits for a dead peer).
+    """
+    out = Path(out_dir) / f"{name}.json"
+    logs = [Path(out_dir) / f"{name}.process{i}.log" for i in range(len(envs))]
+    procs = []
+    try:
+        for env, log in zip(envs, logs, strict=True):
+            with open(log, "w") as f:
+                procs.append(subprocess.Popen(
+                    [*(command or [sys.executable]), str(WORKERS / f"{name}.py"), str(out)],
+                    cwd=ROOT, env=_env(env), stdout=f, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                ))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            codes = [proc.poll() for proc in procs]
+            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+                break
+            time.sleep(0.2)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    for proc, log in zip(procs, logs, strict=True):
+        if proc.returncode != 0:
+            pytest.fail(
+                f"{name}: process {procs.index(proc)} exited with {proc.returncode} (killed "
+                f"if negative: a timeout of {timeout} s or another process failed). "
+                f"Output:\n{log.read_text()[-6000:]}",
+                pytrace=False,
+            )
+    return [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob(f"{name}.json.rank*"))]
 
 
 def free_loopback_port() -> int:
