@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
 
-from keras_recipes.distribute.distribute_context import DistributeContext, check_even_split
+from keras_recipes.distribute.distribute_context import (
+    DistributeContext,
+    _is_array_data,
+    _num_rows,
+    check_even_split,
+)
 
 __all__ = ["DataParallelContext"]
 
@@ -37,8 +44,12 @@ class DataParallelContext(DistributeContext):
     Several hosts: start one process per host with ``num_processes`` and
     ``process_id`` (or the ``KERAS_DISTRIBUTION_*`` environment variables);
     this calls ``keras.distribution.initialize`` (``jax.distributed``) before
-    JAX touches a device, and Keras then shards a ``tf.data`` pipeline by
-    process. Array data must already be this process's part in that case.
+    JAX touches a device. Every process passes the same global data: arrays
+    are cut here (each process keeps its part of every global batch), Keras
+    shards a ``tf.data`` pipeline by process. Every process also runs the
+    ``chief_callbacks`` (JAX needs the same computations in every process),
+    writing outside the chief to a temporary folder. Tested on CPU with 2
+    local processes (gloo collectives, JAX's default on CPU).
 
     Example:
 
@@ -146,26 +157,114 @@ class DataParallelContext(DistributeContext):
                     f"{sorted(d.id for d in sharding.device_set)}."
                 )
 
+    def _process_part(self, data: tuple, batch_size: int | None) -> tuple[tuple, int | None]:
+        """This process's rows of every global batch of array data, and its batch size.
+
+        With several processes, Keras's JAX trainer assembles each global batch
+        from the processes' local batches (``jax.make_array_from_process_local_data``,
+        process ``p`` holding the ``p``-th part). Given the same global arrays
+        everywhere, process ``p`` keeps the ``p``-th of ``num_processes`` equal
+        parts of each global batch (the last partial one included), and
+        batches by ``batch_size / num_processes``: the global batches are then
+        those of one device. Other data (one process, data sets) pass unchanged.
+        """
+        processes = self.num_processes
+        if processes == 1 or data[0] is None or not _is_array_data(data[0]):
+            return data, batch_size
+        n = _num_rows(data[0])
+        size = 32 if batch_size is None else int(batch_size)
+        index = np.concatenate([
+            np.arange(start, min(start + size, n)).reshape(processes, -1)[self.process_index]
+            for start in range(0, n, size)
+        ])
+        part = tuple(
+            None if d is None else keras.tree.map_structure(lambda a: np.asarray(a)[index], d)
+            for d in data
+        )
+        return part, size // processes
+
+    @contextlib.contextmanager
+    def _chief_callbacks_here(self, chief_callbacks: list) -> Iterator[list]:
+        """Several processes: every process runs the chief callbacks, one writes.
+
+        JAX runs one program over all processes' devices: every process must
+        run the same computations on the model's (global) arrays, in the same
+        order, or their collectives mismatch (measured: ``Gloo all-reduce
+        failed ... Received data size doesn't match expected size`` when only
+        the chief's ``GradientHistogram`` captured gradients in its step). So
+        the other processes run the chief callbacks too, each ``log_dir`` they
+        have pointed at a temporary folder deleted after ``fit``: the chief
+        alone writes to the real one. A chief callback that writes elsewhere
+        (no ``log_dir``) is refused on the other processes with a clear error.
+        """
+        if self.is_chief or self.num_processes == 1:
+            yield chief_callbacks if self.is_chief else []
+            return
+        others = [c for c in chief_callbacks if not hasattr(c, "log_dir")]
+        if others:
+            raise ValueError(
+                "Invalid value for argument `chief_callbacks`. Under several JAX processes "
+                "every process runs them (one program over all devices), with their "
+                "`log_dir` redirected outside the chief; these have no `log_dir`: "
+                f"{[type(c).__name__ for c in others]}. Pass them to `callbacks` and make "
+                "them write only where `context.is_chief`."
+            )
+        scratch = tempfile.mkdtemp(prefix=f"keras_recipes_process{self.process_index}_")
+        saved = [c.log_dir for c in chief_callbacks]
+        try:
+            for i, callback in enumerate(chief_callbacks):
+                callback.log_dir = os.path.join(scratch, str(i))
+            yield chief_callbacks
+        finally:
+            for callback, log_dir in zip(chief_callbacks, saved, strict=True):
+                callback.log_dir = log_dir
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _auto_shard(self, x):
+        """Keras shards only data sets by process; array data are cut by ``_process_part``.
+
+        (Keras refuses arrays under several processes unless the distribution's
+        ``auto_shard_dataset`` is off; it is, during the call, for array data.)
+        """
+        saved = self.distribution.auto_shard_dataset
+        if self.num_processes > 1 and x is not None and _is_array_data(x):
+            self.distribution.auto_shard_dataset = False
+        try:
+            yield
+        finally:
+            self.distribution.auto_shard_dataset = saved
+
     def _fit(self, model, x, y, **kwargs):
         self._check_placed(model)
-        check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
+        global_batch = kwargs.get("batch_size")
+        check_even_split(x, global_batch, self.num_replicas)
         x = self._divisible(x, "x")
+        (x, y, sample_weight), batch_size = self._process_part(
+            (x, y, kwargs.get("sample_weight")), global_batch)
+        kwargs.update(sample_weight=sample_weight, batch_size=batch_size)
         validation = kwargs.get("validation_data")
         if isinstance(validation, (tuple, list)) and validation:
-            check_even_split(
-                validation[0],
-                kwargs.get("validation_batch_size") or kwargs.get("batch_size"),
-                self.num_replicas,
-                argument="validation_data",
-            )
+            validation_batch = kwargs.get("validation_batch_size") or global_batch
+            check_even_split(validation[0], validation_batch, self.num_replicas,
+                             argument="validation_data")
+            kwargs["validation_data"], validation_batch = self._process_part(
+                tuple(validation), validation_batch)
+            if self.num_processes > 1:
+                kwargs["validation_batch_size"] = validation_batch
         elif validation is not None:
             kwargs["validation_data"] = self._divisible(validation, "validation_data")
-        return model.fit(x, y, **kwargs)
+        with self._auto_shard(x):
+            return model.fit(x, y, **kwargs)
 
     def _evaluate(self, model, x, y, **kwargs):
         self._check_placed(model)
         check_even_split(x, kwargs.get("batch_size"), self.num_replicas)
-        return model.evaluate(self._divisible(x, "x"), y, return_dict=True, **kwargs)
+        (x, y, sample_weight), batch_size = self._process_part(
+            (self._divisible(x, "x"), y, kwargs.get("sample_weight")), kwargs.get("batch_size"))
+        kwargs.update(sample_weight=sample_weight, batch_size=batch_size)
+        with self._auto_shard(x):
+            return model.evaluate(x, y, return_dict=True, **kwargs)
 
     def replica_values(self, variable) -> Iterator[np.ndarray]:
         value = variable.value

@@ -213,12 +213,9 @@ class DistributeContext:
                 f"`model.compile(...)` inside `context.scope()`). Received: model="
                 f"{model.name!r} (not compiled)"
             )
-        callbacks = list(callbacks or [])
-        if self.is_chief:
-            callbacks += list(chief_callbacks or [])
-        callbacks = [_ReplicaStateSync(self), *callbacks]
         verbose = verbose if self.is_chief else 0
-        with self._fit_scope():
+        with self._fit_scope(), self._chief_callbacks_here(list(chief_callbacks or [])) as chief:
+            callbacks = [_ReplicaStateSync(self), *(callbacks or []), *chief]
             return self._fit(
                 model, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                 callbacks=callbacks, validation_data=validation_data, shuffle=shuffle,
@@ -249,6 +246,11 @@ class DistributeContext:
                 model, x, y, batch_size=batch_size, verbose=verbose, callbacks=callbacks,
                 sample_weight=sample_weight, **kwargs,
             )
+
+    @contextlib.contextmanager
+    def _chief_callbacks_here(self, chief_callbacks: list) -> Iterator[list]:
+        """The chief callbacks this process runs during one ``fit``: all on the chief, else none."""
+        yield chief_callbacks if self.is_chief else []
 
     def _fit(self, model, x, y, **kwargs):
         return model.fit(x, y, **kwargs)
