@@ -6,8 +6,8 @@ devices: TensorFlow's CPU split into 2 logical devices, or 2 XLA host devices
 for JAX, both fixed before the framework's runtime starts (which it has not,
 when this folder runs in its own pytest process as ``tests/run_backends.py``
 does). Otherwise (the runtime already started) each worker runs in a fresh
-subprocess with the same settings. Torch runs rank 0 here and rank 1 in a
-subprocess (``launch.run_ddp``).
+subprocess with the same settings. Multi-process engines (TF multi-worker, JAX
+several processes, torch DDP under torchrun) run every process as a subprocess.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 Each engine needs an environment fixed before the framework starts (logical
 TF devices, the XLA device count) or several processes (DDP). ``conftest.py``
 gives this process two devices when it still can; the worker then runs here,
-else in a fresh subprocess. DDP runs rank 0 here and rank 1 in a subprocess,
-with the environment ``torchrun`` would give them. Tests only assert on the
-numbers the workers report.
+else in a fresh subprocess. Multi-process engines run each process as a fresh
+subprocess (``run_processes``): 2 TF workers with ``TF_CONFIG``, 2 JAX
+processes with the ``KERAS_DISTRIBUTION_*`` variables, 2 DDP ranks under the
+real ``torchrun`` (``run_ddp``). Tests only assert on the numbers the workers
+report.
 """
 
 from __future__ import annotations
@@ -114,44 +116,18 @@ def free_loopback_port() -> int:
         return int(s.getsockname()[1])
 
 
-_DDP_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-            "MASTER_PORT")
-
-
 def run_ddp(name: str, out_dir: Path, *, timeout: float = 600) -> list[dict]:
-    """Two DDP ranks (gloo over loopback): rank 0 in this process, rank 1 in a subprocess.
+    """Two DDP ranks (gloo over loopback) started by the real ``torchrun``.
 
-    Each gets the variables ``torchrun --nnodes=1 --nproc_per_node=2
-    --master_addr=127.0.0.1`` sets (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
-    ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), which is all the
-    engine reads; one framework start fewer than two ranks plus the launcher.
+    ``python -m torch.distributed.run --nnodes=1 --nproc_per_node=2
+    --master_addr=127.0.0.1 --master_port=<free port> workers/<name>.py <out>``:
+    the launcher sets each rank's ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ...;
+    every process is killed at the timeout or when one fails.
     """
-    out = Path(out_dir) / f"{name}.json"
-    common = {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-              "MASTER_PORT": str(free_loopback_port())}
-    extra = {"OMP_NUM_THREADS": "1", **common, "RANK": "1", "LOCAL_RANK": "1"}
+    env = {"OMP_NUM_THREADS": "1", "KERAS_BACKEND": "torch"}
     if Path("/sys/class/net/lo").exists():
-        extra["GLOO_SOCKET_IFNAME"] = "lo"
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKERS / f"{name}.py"), str(out)],
-        cwd=ROOT, env=_env(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    saved = {k: os.environ.get(k) for k in (*_DDP_ENV, "GLOO_SOCKET_IFNAME")}
-    os.environ.update({**common, "RANK": "0", "LOCAL_RANK": "0"})
-    if "GLOO_SOCKET_IFNAME" in extra:
-        os.environ["GLOO_SOCKET_IFNAME"] = extra["GLOO_SOCKET_IFNAME"]
-    try:
-        _worker(name).main(str(out))
-        stdout, stderr = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    _check(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr),
-           "DDP rank 1")
-    return [json.loads(Path(f"{out}.rank{r}").read_text()) for r in range(2)]
+        env["GLOO_SOCKET_IFNAME"] = "lo"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1",
+                "--nproc_per_node=2", "--master_addr=127.0.0.1",
+                f"--master_port={free_loopback_port()}"]
+    return run_processes(name, out_dir, [env], timeout=timeout, command=torchrun)

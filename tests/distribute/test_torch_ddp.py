@@ -1,8 +1,8 @@
-"""torch DistributedDataParallel: 2 processes, gloo over 127.0.0.1, torchrun's environment.
+"""torch DistributedDataParallel: 2 processes, gloo over 127.0.0.1, launched by torchrun.
 
-Rank 0 runs in this process and rank 1 in a subprocess, each with the variables
-torchrun sets (``launch.run_ddp``): one torch start fewer than torchrun's
-launcher plus two fresh ranks.
+``launch.run_ddp`` runs ``python -m torch.distributed.run --nproc_per_node=2
+--master_port=<free port> workers/torch_ddp.py``: the real launcher sets each
+rank's environment (it costs one torch start more than running rank 0 here).
 """
 
 import keras

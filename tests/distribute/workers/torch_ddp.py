@@ -1,7 +1,6 @@
 """Worker: torch DDP, one process per rank (gloo on 127.0.0.1), torchrun's environment.
 
-Run as a script under ``torchrun --nproc_per_node=2``, or as ``launch.run_ddp``
-does: ``main`` for rank 0 in the test process, the script for rank 1.
+Run as a script under ``torchrun --nproc_per_node=2`` (``launch.run_ddp``).
 
 Each rank writes its JSON report to ``argv[1] + ".rank<R>"``.
 """
