@@ -163,7 +163,9 @@ class StrategyContext(DistributeContext):
     Args:
         kind: ``"mirrored"`` or ``"multi_worker"``.
         devices: for ``"mirrored"``, the devices to mirror over (default: all
-            GPUs, else the CPU). Not accepted by ``"multi_worker"``.
+            GPUs, else every logical CPU device: one, unless the program split
+            the CPU with ``tf.config.set_logical_device_configuration`` before
+            TensorFlow started). Not accepted by ``"multi_worker"``.
         communication: collective implementation for ``"multi_worker"``:
             ``"auto"``, ``"ring"`` or ``"nccl"``.
 
@@ -194,6 +196,9 @@ class StrategyContext(DistributeContext):
 
         self.kind = kind
         if kind == "mirrored":
+            if devices is None and not tf.config.list_logical_devices("GPU"):
+                # No GPU: every logical CPU device (one, unless the CPU was split).
+                devices = [d.name for d in tf.config.list_logical_devices("CPU")]
             self.strategy = tf.distribute.MirroredStrategy(
                 devices=list(devices) if devices is not None else None
             )
