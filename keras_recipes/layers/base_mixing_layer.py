@@ -188,7 +188,7 @@ class BaseMixingLayer(keras.layers.Layer):
 
     def call(self, images, labels=None, training=True):
         return self._apply(images, labels, training, keras.ops, self._draw_uniforms,
-                           self._compiled_kernel)
+                           self._compiled_kernel, self._seeded_kernel)
 
     def dense_targets(self, labels):
         """The labels as float32 targets, before mixing and smoothing.
@@ -376,6 +376,13 @@ class BaseMixingLayer(keras.layers.Layer):
     def _compiled_kernel(self, classes):
         return _compiled_kernel(self._spec(classes))
 
+    def _seeded_kernel(self, x, classes):
+        """Draw + kernel + seed update as one compiled call, where the backend has one
+        for eager inputs (JAX); None otherwise."""
+        if not _backend.fuses_draw(x, self.generator.state.value):
+            return None
+        return _seeded_kernel(self._spec(classes))
+
     def _params(self) -> np.ndarray:
         """The numbers of the transformation, passed as a tensor (no recompile per value)."""
         lo, hi = self._area_range or (0.0, 1.0)
@@ -391,15 +398,22 @@ class BaseMixingLayer(keras.layers.Layer):
                            lambda classes: functools.partial(_kernel, self._spec(classes),
                                                              ops=ops))
 
-    def _apply(self, images, labels, training, ops, draw, kernel):
+    def _apply(self, images, labels, training, ops, draw, kernel, seeded=None):
         x, y, masks, as_dict = self._parse(images, labels)
         self._validate(x, y, masks)
         if not training:
             return images if as_dict else (x if y is None else (x, y))
         leaves = keras.tree.flatten(y) if y is not None else []
         classes = tuple(self._num_classes_per_leaf(y, len(leaves)))
-        u = draw(x, ops.shape(x)[0])
-        x_out, leaves_out, masks_out = kernel(classes)(x, leaves, masks, u, self._params())
+        run = None if seeded is None else seeded(x, classes)
+        if run is not None:  # eager JAX: one jitted call, no op-by-op dispatch of the draw
+            state = self.generator.state
+            (x_out, leaves_out, masks_out), new_state = run(state.value, x, leaves, masks,
+                                                            self._params())
+            state.assign(new_state)
+        else:
+            u = draw(x, ops.shape(x)[0])
+            x_out, leaves_out, masks_out = kernel(classes)(x, leaves, masks, u, self._params())
         y_out = None if y is None else keras.tree.pack_sequence_as(y, list(leaves_out))
         return self._pack((x_out, y_out, masks_out), as_dict, images)
 
@@ -421,6 +435,14 @@ class _MixSpec:
 @functools.lru_cache(maxsize=64)
 def _compiled_kernel(spec: _MixSpec):
     return _backend.compile_kernel(functools.partial(_kernel, spec, ops=_backend.kernel_ops()))
+
+
+@functools.lru_cache(maxsize=64)
+def _seeded_kernel(spec: _MixSpec):
+    def fn(images, leaves, masks, params, u):
+        return _kernel(spec, images, leaves, masks, u, params, ops=_backend.kernel_ops())
+
+    return _backend.compile_seeded_kernel(fn, _N_UNIFORMS)
 
 
 def _kernel(spec: _MixSpec, images, leaves, masks, u, params, *, ops):

@@ -71,6 +71,15 @@ def test_fresh_randomness_inside_jax_jit_and_xla(layer_cls):
     for x_out, y_out in outs:
         _consistent(x_out, y_out)
     assert not np.allclose(outs[0][1], outs[1][1]) and not np.allclose(outs[1][1], outs[2][1])
+    if BACKEND == "jax" and layer_cls is MixUpOrCutMix:  # (both kernels; XLA on TF draws
+        # another Philox stream than TF eager: no such check there). Eager calls (draw,
+        # kernel and seed update fused in one cached jax.jit) give the traced path's
+        # outputs, call after call.
+        layer = layer_cls(seed=2)
+        for x_out, y_out in outs:
+            x_e, y_e = (to_np(t) for t in layer(X, Y, training=True))
+            np.testing.assert_allclose(x_e, x_out, rtol=1e-6)
+            np.testing.assert_allclose(y_e, y_out, rtol=1e-6)
 
 
 def test_plain_call_under_jax_jit_raises_instead_of_freezing_the_draw():
@@ -94,3 +103,4 @@ def test_keras_mixup_fails_under_tf_xla_where_ours_runs():
     step = tf.function(lambda d: keras.layers.MixUp()(d), jit_compile=True)
     with pytest.raises(Exception, match="(?i)xla|gamma|compil"):
         step({"images": X, "labels": Y})
+
