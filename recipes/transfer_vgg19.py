@@ -1023,6 +1023,8 @@ def _make_checkpoint_class():
     import keras
     import numpy as np
 
+    from keras_recipes.callbacks.event_writer import EventWriter
+
     class _RunCheckpoint(keras.callbacks.Callback):
         """Per-epoch checkpoint, resume, best model, phase summaries and NaN guard.
 
@@ -1107,8 +1109,10 @@ def _make_checkpoint_class():
                 self.nonfinite = {"epoch": self._epoch, "batch": batch}
                 self.model.stop_training = True
             if self._kill is not None and self._kill == (self._epoch, batch):
-                # Deterministic for the test: the previous epoch's checkpoint is on disk.
+                # Deterministic for the test: the previous epoch's checkpoint and
+                # TensorBoard events are on disk.
                 self.wait_for_writes()
+                EventWriter.wait_all()
                 sys.stdout.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
 
@@ -1293,12 +1297,17 @@ def _make_checkpoint_class():
             test_metrics = self._evaluate(test, model)
             final.update(test_top1=test_metrics.get("top1"), test_top5=test_metrics.get("top5"),
                          test_loss=test_metrics.get("loss"))
-            if self.variant == "transfer" and r.writes:
-                path = r.run_dir / "best.keras"
-                tmp = r.run_dir / ".best.tmp.keras"
-                net.save(str(tmp))
-                os.replace(tmp, path)
-                _save_check(r.run_dir / "best_check.npz", net, r)
+            if self.variant == "transfer":
+                if r.writes:
+                    path = r.run_dir / "best.keras"
+                    tmp = r.run_dir / ".best.tmp.keras"
+                    net.save(str(tmp))
+                    os.replace(tmp, path)
+                # Every process predicts (under MultiWorkerMirroredStrategy predict runs
+                # over all workers' replicas); the chief writes.
+                check = _check_outputs(net, r)
+                if r.writes:
+                    _save_check(r.run_dir / "best_check.npz", check)
             if self.stop_reason is None:
                 self.stop_reason = "completed" if self.history and (
                     self.history[-1]["epoch"] == epochs) else "stopped"
@@ -1325,7 +1334,7 @@ def _make_weight_histograms_class():
     import keras
     import numpy as np
 
-    from keras_recipes.callbacks.event_writer import EventWriter
+    from keras_recipes.callbacks.event_writer import EventWriter, histogram_buckets
 
     class _WeightHistograms(keras.callbacks.Callback):
         """Histograms of every weight every `freq` epochs, tags as keras.callbacks.TensorBoard's
@@ -1339,11 +1348,17 @@ def _make_weight_histograms_class():
         def on_epoch_end(self, epoch, logs=None):
             if epoch % self.freq:
                 return
-            if self.writer is None:
-                self.writer = EventWriter(os.path.join(self.log_dir, "train"))
-            for w in self.model.weights:
-                values = np.asarray(keras.ops.convert_to_numpy(w.value))
-                self.writer.histogram(w.path.replace(":", "_") + "/histogram", values, epoch)
+            if self.writer is None:  # buckets and writes in a background thread
+                self.writer = EventWriter(os.path.join(self.log_dir, "train"), background=True)
+            # Copies (np.array), as torch updates its CPU tensors in place later on.
+            weights = [(w.path.replace(":", "_") + "/histogram",
+                        np.array(keras.ops.convert_to_numpy(w.value))) for w in self.model.weights]
+
+            def histograms():
+                return [EventWriter.histogram_value(tag, histogram_buckets(values)[0])
+                        for tag, values in weights]
+
+            self.writer.submit(histograms, epoch)
             self.writer.flush()
 
         def on_train_end(self, logs=None):
@@ -1521,16 +1536,33 @@ def _float32_logits(net, policy: str):
     return keras.Model(net.input, out, name=net.name)
 
 
-def _save_check(path: Path, net, recipe) -> None:
+def _check_outputs(net, recipe) -> dict | None:
+    """8 validation inputs and the model's outputs for them (to check a reload).
+
+    Under several JAX processes Keras's ``predict`` cannot gather outputs sharded
+    over the processes (``np.concatenate`` of non-addressable arrays): the chief
+    predicts on one device with the ``best.keras`` it just saved (the same
+    weights), the other processes return None.
+    """
+    import keras
     import numpy as np
 
+    if recipe.ctx.backend == "jax" and recipe.ctx.num_processes > 1:
+        if not recipe.writes:
+            return None
+        net = keras.saving.load_model(recipe.run_dir / "best.keras")
     if recipe.is_numpy:
         x = recipe.target.validation[0][:8]
     else:
         x = next(iter(recipe.target.validation))[0][:8]
         x = np.asarray(x)
-    y = net.predict(x, verbose=0)
-    np.savez(path, x=x, y=np.asarray(y))
+    return {"x": x, "y": np.asarray(net.predict(x, verbose=0))}
+
+
+def _save_check(path: Path, check: dict) -> None:
+    import numpy as np
+
+    np.savez(path, **check)
 
 
 def _limit_splits(splits, limit: int, seed: int, train: bool = True):

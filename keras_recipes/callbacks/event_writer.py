@@ -20,12 +20,17 @@ framing, so tests and :func:`plot_gradient_norms` need no TensorFlow either.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import queue
 import socket
 import struct
+import sys
+import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -98,7 +103,13 @@ class EventWriter:
     """Writes TensorBoard scalars and histograms to one event file, TensorFlow-free.
 
     Events are framed and checksummed by ``tensorboard``'s ``RecordWriter`` and
-    written synchronously to a local file (``log_dir`` must be a local path).
+    written to a local file (``log_dir`` must be a local path). With
+    ``background=True`` every write, and the work of the callables given to
+    :meth:`submit` (histograms of large weights, say), runs in order in one
+    background thread, off the training loop's critical path (as ``tf.summary``
+    writers queue their events); :meth:`wait` and :meth:`close` block until it is
+    all on disk, an error in the thread is raised by the next call, and writers
+    still open at interpreter exit are drained and closed.
 
     Example:
 
@@ -116,10 +127,21 @@ class EventWriter:
         log_dir: directory of the event file (created if missing).
         filename_suffix: appended to the file name (default ``".v2"``, like
             ``tf.summary``).
+        background: write from a background thread (see above).
     """
 
-    def __init__(self, log_dir: str | os.PathLike, filename_suffix: str = ".v2") -> None:
+    def __init__(
+        self,
+        log_dir: str | os.PathLike,
+        filename_suffix: str = ".v2",
+        *,
+        background: bool = False,
+    ) -> None:
         self.log_dir = os.fspath(log_dir)
+        self.background = bool(background)
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         os.makedirs(self.log_dir, exist_ok=True)
         name = (
             f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
@@ -128,15 +150,77 @@ class EventWriter:
         self.path = os.path.join(self.log_dir, name)
         self._writer = RecordWriter(open(self.path, "wb"))  # closed in close()
         self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-        self.flush()
+        self._writer.flush()
+        if self.background:
+            # At most 2 jobs wait: a slow disk or histogram slows training down instead
+            # of piling up copies of large arrays in memory.
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(
+                target=self._work, name=f"EventWriter:{name}", daemon=True
+            )
+            self._thread.start()
+            _OPEN_BACKGROUND_WRITERS.add(self)
 
     def _write(self, event: event_pb2.Event) -> None:
         self._writer.write(event.SerializeToString())
 
-    def add_summary(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
-        """Writes several summary values as one event at `step`."""
+    def _write_summary(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
         summary = summary_pb2.Summary(value=values)
         self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    # ------------------------------------------------------------ background
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:
+                    job()
+            except BaseException as e:  # kept and raised in the caller's thread
+                self._error = e
+            finally:
+                self._queue.task_done()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError(f"EventWriter({self.log_dir!r}): writing failed: {error}") from error
+
+    def _run(self, job: Callable[[], None]) -> None:
+        """Runs `job` now, or queues it for the background thread."""
+        if self._queue is None:
+            job()
+            return
+        self._raise_error()
+        if self._writer.closed:
+            raise ValueError(f"EventWriter({self.log_dir!r}) is closed.")
+        self._queue.put(job)
+
+    def wait(self) -> None:
+        """Blocks until every queued write is done; raises an error of the background thread."""
+        if self._queue is not None and self._thread.is_alive():
+            self._queue.join()
+        self._raise_error()
+
+    @staticmethod
+    def wait_all() -> None:
+        """`wait` for every open background writer of this process (e.g. before a checkpoint)."""
+        for writer in list(_OPEN_BACKGROUND_WRITERS):
+            writer.wait()
+
+    # ---------------------------------------------------------------- writes
+    def add_summary(self, values: list[summary_pb2.Summary.Value], step: int) -> None:
+        """Writes several summary values as one event at `step`."""
+        self._run(lambda: self._write_summary(values, step))
+
+    def submit(self, make_values: Callable[[], list[summary_pb2.Summary.Value]], step: int) -> None:
+        """Writes the summary values ``make_values()`` returns as one event at `step`.
+
+        With ``background=True`` `make_values` itself runs in the background thread:
+        give it NumPy copies that nothing changes afterwards.
+        """
+        self._run(lambda: self._write_summary(make_values(), step))
 
     @staticmethod
     def scalar_value(tag: str, value: float) -> summary_pb2.Summary.Value:
@@ -160,11 +244,19 @@ class EventWriter:
         return nonfinite
 
     def flush(self) -> None:
-        """Flushes written events to disk."""
-        self._writer.flush()
+        """Flushes written events to disk (queued after the pending writes when in background)."""
+        self._run(self._writer.flush)
 
     def close(self) -> None:
-        """Flushes and closes the file (idempotent)."""
+        """Waits for the pending writes, then flushes and closes the file (idempotent)."""
+        if self._queue is not None:
+            try:
+                self.wait()
+            finally:
+                if self._thread.is_alive():
+                    self._queue.put(None)
+                    self._thread.join()
+                _OPEN_BACKGROUND_WRITERS.discard(self)
         if not self._writer.closed:
             self._writer.flush()
             self._writer.close()
@@ -174,6 +266,19 @@ class EventWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_OPEN_BACKGROUND_WRITERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_background_writers() -> None:
+    """Nothing queued is lost when a program ends (or crashes) before ``close()``."""
+    for writer in list(_OPEN_BACKGROUND_WRITERS):
+        try:
+            writer.close()
+        except Exception as e:
+            print(f"keras_recipes: {e}", file=sys.stderr)
 
 
 def _event_files(log_dir: str | os.PathLike) -> list[str]:

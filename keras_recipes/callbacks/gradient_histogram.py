@@ -160,6 +160,12 @@ class GradientHistogram(keras.callbacks.Callback):
     function is retraced once at ``on_train_begin`` to include the capture, and
     the previous one is put back at ``on_train_end``.)
 
+    Cost: the gradients and weights are copied to the host at each logging
+    point and the norms and alerts computed there; the histograms are bucketed
+    and the events written in a background thread (``EventWriter(...,
+    background=True)``), off the training loop. Everything is on disk when
+    ``fit`` returns.
+
     Logging steps: ``every="epoch"`` logs at step = epoch index (as
     ``keras.callbacks.TensorBoard``'s epoch scalars); ``every=N`` at step =
     the training step's ``optimizer.iterations`` value (as its batch scalars).
@@ -440,7 +446,9 @@ class GradientHistogram(keras.callbacks.Callback):
                 self._period = self.every
             if self._period:
                 self._install_capture(self._period)
-        self._writer = EventWriter(self.train_dir)  # last: nothing above leaves it open
+        # Last: nothing above leaves it open. Histograms are bucketed and written in the
+        # writer's background thread, off the training loop; on_train_end waits for them.
+        self._writer = EventWriter(self.train_dir, background=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._global_step
@@ -562,6 +570,7 @@ class GradientHistogram(keras.callbacks.Callback):
         model = self.model  # syncs the jax state before weights are read
         paths = full_weight_paths(model)
         values = []
+        histograms = []  # (tag, gradient): bucketed in the writer's background thread
         rows = []
         for variable, grad in zip(variables, grads, strict=True):
             path = paths.get(id(variable), variable.path)
@@ -573,10 +582,8 @@ class GradientHistogram(keras.callbacks.Callback):
             prev = self._previous.get(id(variable))
             self._previous[id(variable)] = weight
             if self.histograms:
-                buckets, nonfinite = histogram_buckets(grad, self.bins)
-                values.append(EventWriter.histogram_value(f"gradients/{path}", buckets))
-            else:
-                nonfinite = int(grad.size - np.count_nonzero(np.isfinite(grad)))
+                histograms.append((f"gradients/{path}", grad))
+            nonfinite = int(grad.size - np.count_nonzero(np.isfinite(grad)))
             values.append(EventWriter.scalar_value(f"gradient_norm/{path}", norm))
             values.append(EventWriter.scalar_value(f"nonfinite/{path}", nonfinite))
             if prev is not None and prev.shape == weight.shape:
@@ -640,7 +647,15 @@ class GradientHistogram(keras.callbacks.Callback):
                 f"exploding_norm={self.exploding_norm:g}",
                 values,
             )
-        self._writer.add_summary(values, step)
+        bins = self.bins
+
+        def with_histograms():
+            return values + [
+                EventWriter.histogram_value(tag, histogram_buckets(grad, bins)[0])
+                for tag, grad in histograms
+            ]
+
+        self._writer.submit(with_histograms, step)
         self.logged_steps.append(int(step))
 
     def _alert(self, kind: str, step: int, value: float, message: str, values: list) -> None:
