@@ -365,8 +365,7 @@ class BaseMixingLayer(keras.layers.Layer):
                 "`state = [v.value for v in layer.non_trainable_variables]`, or train with "
                 "`keras_recipes.models.AugmentedModel`, whose step does this."
             )
-        return keras.random.uniform((batch_size, _N_UNIFORMS), dtype="float32",
-                                    seed=self.generator)
+        return _backend.uniform((batch_size, _N_UNIFORMS), self.generator)
 
     def _spec(self, classes) -> _MixSpec:
         return _MixSpec(self._has_mix, self._has_cut, self.mode, self._prob < 1.0,
