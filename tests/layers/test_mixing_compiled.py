@@ -67,10 +67,22 @@ def _compiled_calls(layer, n):
 
 @pytest.mark.parametrize("layer_cls", [MixUp, MixUpOrCutMix])
 def test_fresh_randomness_inside_jax_jit_and_xla(layer_cls):
+    """Ours draws anew at every call of a compiled function; on JAX, Keras 3.15's
+    ``keras.layers.MixUp`` in ``jax.jit`` repeats one draw (its fault, reproduced)."""
     outs = _compiled_calls(layer_cls(seed=2), 3)
     for x_out, y_out in outs:
         _consistent(x_out, y_out)
     assert not np.allclose(outs[0][1], outs[1][1]) and not np.allclose(outs[1][1], outs[2][1])
+    if BACKEND == "jax" and layer_cls is MixUp:
+        # The fault: its seed state is baked into the trace as a constant, so the jitted
+        # function mixes, but with the same λ and partners at every call.
+        import jax
+
+        theirs = keras.layers.MixUp(alpha=1.0, seed=2)
+        step = jax.jit(lambda d: theirs(d, training=True))
+        first, second = (to_np(step({"images": X, "labels": Y})["labels"]) for _ in range(2))
+        assert not np.allclose(first, Y)  # it mixes ...
+        np.testing.assert_array_equal(first, second)  # ... the same way every call
     if BACKEND == "jax" and layer_cls is MixUpOrCutMix:  # (both kernels; XLA on TF draws
         # another Philox stream than TF eager: no such check there). Eager calls (draw,
         # kernel and seed update fused in one cached jax.jit) give the traced path's
@@ -96,7 +108,7 @@ def test_keras_mixup_fails_under_tf_xla_where_ours_runs():
     """Reproduces Keras 3.15's fault that test_fresh_randomness_* shows we do not have.
 
     (Its other compiled fault, the same draw on every call of a `jax.jit` function, is
-    not re-run: tracing its gamma sampler costs ~25 s of the JAX test budget.)
+    reproduced in test_fresh_randomness_inside_jax_jit_and_xla[jax-MixUp].)
     """
     if BACKEND != "tensorflow":
         pytest.skip(f"tf.function(jit_compile=True) only: no such compiler on {BACKEND}")

@@ -66,3 +66,30 @@ def test_invalid_model_raises():
 def test_invalid_augmentation_raises():
     with pytest.raises(ValueError, match="`augmentation`"):
         AugmentedModel(_net(), lambda x, y: (x, y))
+
+
+def test_sample_weight_stays_with_the_anchor_sample():
+    """`fit`/`train_on_batch` with `sample_weight=w`: mixed sample i keeps its own weight,
+    loss = mean_i w_i·CE(y_mix_i, f(x_mix_i)), against a NumPy reference built from an
+    eager call of a layer with the same seed (the step's first draw)."""
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(8, activation="softmax")])
+    labels = np.arange(8)  # distinct classes: row i of the mixed labels is λ_i·e_i + ...
+    weights = np.array([1.0, 0.0, 3.0, 0.5, 2.0, 0.0, 1.0, 4.0], "float32")
+    model = AugmentedModel(net, MixUp(alpha=1.0, num_classes=8, seed=3))
+    # jax.jit on JAX; a tf.function graph on TF (XLA draws another Philox stream than the
+    # eager reference below); eager on torch.
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="categorical_crossentropy",
+                  jit_compile=BACKEND == "jax")
+    loss = model.train_on_batch(X, labels, sample_weight=weights, return_dict=True)["loss"]
+
+    x_mix, y_mix = (keras.ops.convert_to_numpy(t)
+                    for t in MixUp(alpha=1.0, num_classes=8, seed=3)(X, labels))
+    probs = keras.ops.convert_to_numpy(net(x_mix)).astype("float64")
+    probs = np.clip(probs / probs.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
+    cross_entropy = -(y_mix * np.log(probs)).sum(axis=1)
+    assert loss == pytest.approx(np.mean(weights * cross_entropy), rel=1e-5)
+    # Not the other convention, a weight mixed like the labels: λ_i·w_i + (1-λ_i)·w_p(i).
+    mixed_weights = y_mix @ weights
+    assert abs(np.mean(mixed_weights * cross_entropy) - loss) > 1e-3
