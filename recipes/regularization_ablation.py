@@ -96,7 +96,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_recipes import runs  # noqa: E402
-from keras_recipes.backend import device_description  # noqa: E402
+from keras_recipes.backend import allow_jit, device_description  # noqa: E402
 from keras_recipes.data import image_folder, load_digits  # noqa: E402
 from keras_recipes.layers import CutMix, MixUp, MixUpOrCutMix  # noqa: E402
 from keras_recipes.models import AugmentedModel  # noqa: E402
@@ -132,8 +132,9 @@ class Config(runs.RecipeConfig):
 
 
 # "all" holds every technique; flip on so that the smoke run also goes through RandomFlip.
-SMOKE = {"variants": ("none", "all"), "train_per_class": 4, "epochs": 2, "seeds": (0,),
-         "flip": "on"}
+# One batch of 40 per epoch: a last, smaller batch would compile a second training step.
+SMOKE = {"variants": ("none", "all"), "train_per_class": 4, "batch_size": 40, "epochs": 2,
+         "seeds": (0,), "flip": "on"}
 
 
 def load_data(config: Config):
@@ -191,7 +192,9 @@ def augmentation(config: Config, seed: int) -> keras.Sequential:
         keras.layers.RandomErasing(factor=0.5, scale=(0.02, 0.2), fill_value=0.0,
                                    value_range=(0, 255), seed=seed + 5),
     ]
-    return keras.Sequential(layers, name="augment")
+    # On JAX, RandomRotation/RandomTranslation (marked supports_jit=False by Keras for
+    # TensorFlow's sake) are jittable: without this, `fit` runs the whole model op by op.
+    return allow_jit(keras.Sequential(layers, name="augment"))
 
 
 def uses(variant: str, technique: str) -> bool:
@@ -296,6 +299,7 @@ def run_variant(variant, seed, initial, data, k, config, run_dir):
         "layers": layer_kinds(cnn),  # what the variant's CNN holds (augmentation, BN, dropout)
         "mixing": type(mix).__name__ if mix is not None else None,
         "label_smoothing": smoothing,
+        "jit_compile": bool(model.jit_compile),  # one compiled training step (XLA) or not
     }, cnn
 
 

@@ -5,6 +5,7 @@ does not expose portably (gradients outside ``fit``) is dispatched here through
 a ``{"torch": ..., "tensorflow": ..., "jax": ...}`` table.
 """
 
+from keras_recipes.backend.compilation import allow_jit, prefer_fast_compilation
 from keras_recipes.backend.device import (
     accelerator,
     device_description,
@@ -16,10 +17,12 @@ from keras_recipes.backend.retrain import clone_optimizer, rebuild_optimizer
 
 __all__ = [
     "accelerator",
+    "allow_jit",
     "clone_optimizer",
     "device_description",
     "loss_and_gradients",
     "mixed_precision_policy",
+    "prefer_fast_compilation",
     "rebuild_optimizer",
     "set_num_threads",
 ]

@@ -37,6 +37,10 @@ def test_smoke_outputs_same_start_and_penalty(recipe_smoke_runs, keras_backend):
     assert variants["all"]["runs"][0]["label_smoothing"] == config["label_smoothing"] > 0
     assert variants["none"]["runs"][0]["mixing"] is None
     assert variants["none"]["runs"][0]["label_smoothing"] == 0.0
+    # On JAX the augmentation layers Keras marks supports_jit=False (RandomRotation,
+    # RandomTranslation) are marked jittable: "all" trains in one jitted step, not op by op.
+    if keras_backend == "jax":
+        assert variants["all"]["runs"][0]["jit_compile"] is True
     # Batch norm and dropout add no weights to copy; "all" has BN's extra parameters.
     assert variants["all"]["runs"][0]["parameters"] > variants["none"]["runs"][0]["parameters"]
     assert_png(run.run_dir / "curves.png")

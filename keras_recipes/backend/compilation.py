@@ -1,0 +1,141 @@
+"""Compile-time settings of the recipes: keeping XLA compilation cheap on a CPU.
+
+Two things make a small model's training step compile for longer than it
+trains under the JAX backend on a CPU, and both are per-backend matters, so
+they are dispatched here through ``{"torch": ..., "tensorflow": ..., "jax": ...}``
+tables:
+
+- ``prefer_fast_compilation()``: JAX's default ``threefry`` random-bit layout
+  (``jax_threefry_partitionable=True``, the default since JAX 0.5) lets XLA
+  shard a draw across devices, and costs XLA's CPU compiler 3-10 s of CPU per
+  random draw of a 4-D shape (a dropout mask, a noise tensor) in a jitted
+  function, against ~0.5 s with the older layout (measured with JAX 0.10.2 on a
+  2-core CPU: ``jax.random.uniform`` of shape (32, 8, 8, 16), 10.4 s vs
+  0.4 s). On one device the layout only changes which random numbers are
+  drawn, not their distribution, so it is switched off on JAX. torch and
+  TensorFlow have nothing to switch.
+- ``allow_jit(layer)``: Keras marks ``RandomRotation`` and
+  ``RandomTranslation`` (and a few other image layers) ``supports_jit=False``
+  for every backend, because TensorFlow implements their transform with
+  ``ImageProjectiveTransformV3``, an op without an XLA kernel; one such layer
+  makes ``fit`` run a whole JAX model op by op, each op compiled on its own
+  (hundreds of small XLA compilations for a small CNN). On JAX the transform is
+  plain ``jax.numpy`` and ``map_coordinates``, traceable by ``jax.jit``, so
+  there the layer is marked jittable; on TensorFlow and torch it stays as
+  Keras marks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+__all__ = ["allow_jit", "prefer_fast_compilation"]
+
+
+def _jax_fast_compilation() -> Callable[[], None]:
+    import jax
+
+    try:
+        previous = jax.config.jax_threefry_partitionable
+        jax.config.update("jax_threefry_partitionable", False)
+    except (AttributeError, KeyError):  # a JAX without the option: nothing to do
+        return _nothing
+    return lambda: jax.config.update("jax_threefry_partitionable", previous)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _no_settings() -> Callable[[], None]:
+    return _nothing
+
+
+_FAST_COMPILATION: dict[str, Callable[[], Callable[[], None]]] = {
+    "jax": _jax_fast_compilation,
+    "tensorflow": _no_settings,
+    "torch": _no_settings,
+}
+
+
+def _backend() -> str:
+    backend = keras.backend.backend()
+    if backend not in _FAST_COMPILATION:
+        raise ValueError(
+            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_FAST_COMPILATION)}."
+        )
+    return backend
+
+
+def prefer_fast_compilation() -> Callable[[], None]:
+    """Switches the backend to the settings that compile a training step fastest on a CPU.
+
+    On JAX: ``jax_threefry_partitionable=False`` (see the module docstring);
+    random draws made afterwards differ from those of JAX's default layout
+    (same distribution). On torch and TensorFlow: nothing. A recipe calls it
+    once, at the start of a run, before any random draw
+    (``keras_recipes.runs.start_run`` does).
+
+    Example:
+
+    >>> restore = prefer_fast_compilation()
+    >>> restore()  # the backend's previous settings again
+
+    Returns:
+        A function of no arguments that restores the previous settings.
+    """
+    return _FAST_COMPILATION[_backend()]()
+
+
+def _mark_jittable(layer: keras.layers.Layer) -> None:
+    stack = [layer]
+    while stack:
+        sublayer = stack.pop()
+        sublayer.supports_jit = True
+        stack.extend(getattr(sublayer, "layers", []))
+
+
+def _keep(layer: keras.layers.Layer) -> None:
+    return None
+
+
+_ALLOW_JIT: dict[str, Callable[[keras.layers.Layer], None]] = {
+    "jax": _mark_jittable,
+    "tensorflow": _keep,
+    "torch": _keep,
+}
+
+
+def allow_jit(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """Marks `layer` (and the layers it holds) jittable where the backend can trace it.
+
+    For Keras's image augmentation layers that Keras marks
+    ``supports_jit=False`` for TensorFlow's sake (``RandomRotation``,
+    ``RandomTranslation``): on JAX they are traced by ``jax.jit`` like any
+    other layer, so ``fit`` can compile the whole training step; on
+    TensorFlow and torch the layer is returned unchanged.
+
+    Example:
+
+    >>> rotate = allow_jit(keras.layers.RandomRotation(0.1, seed=0))
+    >>> rotate.supports_jit == (keras.backend.backend() == "jax")
+    True
+
+    Args:
+        layer: a ``keras.layers.Layer`` (a ``keras.Sequential`` of layers included).
+
+    Returns:
+        `layer` itself.
+
+    Raises:
+        ValueError: if `layer` is not a ``keras.layers.Layer``.
+    """
+    if not isinstance(layer, keras.layers.Layer):
+        raise ValueError(
+            "Invalid value for argument `layer`. Expected a keras.layers.Layer. "
+            f"Received: layer={layer!r}"
+        )
+    _ALLOW_JIT[_backend()](layer)
+    return layer
