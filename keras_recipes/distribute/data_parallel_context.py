@@ -44,11 +44,14 @@ class DataParallelContext(DistributeContext):
     Several hosts: start one process per host with ``num_processes`` and
     ``process_id`` (or the ``KERAS_DISTRIBUTION_*`` environment variables);
     this calls ``keras.distribution.initialize`` (``jax.distributed``) before
-    JAX touches a device. Every process passes the same global data: arrays
-    are cut here (each process keeps its part of every global batch), Keras
-    shards a ``tf.data`` pipeline by process. Every process also runs the
-    ``chief_callbacks`` (JAX needs the same computations in every process),
-    writing outside the chief to a temporary folder. Tested on CPU with 2
+    JAX touches a device. Every process passes the same global data (arrays
+    or a ``tf.data`` pipeline of global batches): each process keeps its part
+    of every global batch, and Keras assembles the global batch from the
+    parts (other data, e.g. a ``PyDataset``, must already be the process's
+    own part). Every process also runs the
+    ``chief_callbacks`` that have a ``log_dir`` (JAX needs the same
+    computations in every process), writing outside the chief to a temporary
+    folder. Tested on CPU with 2
     local processes (gloo collectives, JAX's default on CPU).
 
     Example:
@@ -118,13 +121,14 @@ class DataParallelContext(DistributeContext):
         of the device count; only a last partial batch can break that. Its
         extra rows (fewer than the device count) are skipped; a batch smaller
         than the device count has its rows repeated up to it instead (exact
-        for 2 devices). A warning says so; other data pass unchanged.
+        for 2 devices). A warning says so; other data pass unchanged. With
+        several processes, each keeps its equal part of every (global) batch.
         """
         if self.num_replicas == 1 or not _is_tf_dataset(data):
             return data
         import tensorflow as tf
 
-        replicas = self.num_replicas
+        replicas, processes, process = self.num_replicas, self.num_processes, self.process_index
         warnings.warn(
             f"DataParallel over {replicas} devices: a batch of `{argument}` whose size is not "
             f"a multiple of {replicas} (a last partial batch) loses its extra rows (a batch "
@@ -140,6 +144,9 @@ class DataParallelContext(DistributeContext):
             keep = n // replicas * replicas
             index = tf.cond(keep > 0, lambda: tf.range(keep),
                             lambda: tf.range(replicas) % n)
+            if processes > 1:  # this process's equal part of the global batch
+                part = tf.size(index) // processes
+                index = index[process * part:(process + 1) * part]
             return tf.nest.map_structure(lambda t: tf.gather(t, index), element)
 
         return data.map(divisible)
@@ -192,23 +199,17 @@ class DataParallelContext(DistributeContext):
         order, or their collectives mismatch (measured: ``Gloo all-reduce
         failed ... Received data size doesn't match expected size`` when only
         the chief's ``GradientHistogram`` captured gradients in its step). So
-        the other processes run the chief callbacks too, each ``log_dir`` they
-        have pointed at a temporary folder deleted after ``fit``: the chief
-        alone writes to the real one. A chief callback that writes elsewhere
-        (no ``log_dir``) is refused on the other processes with a clear error.
+        the other processes run the chief callbacks that have a ``log_dir``
+        (``GradientHistogram``, ``keras.callbacks.TensorBoard``) too, that
+        ``log_dir`` pointed at a temporary folder deleted after ``fit``: the
+        chief alone writes to the real one. Chief callbacks without a
+        ``log_dir`` run on the chief only, so they must not compute on the
+        model's arrays (writing the logs they are given is fine).
         """
         if self.is_chief or self.num_processes == 1:
             yield chief_callbacks if self.is_chief else []
             return
-        others = [c for c in chief_callbacks if not hasattr(c, "log_dir")]
-        if others:
-            raise ValueError(
-                "Invalid value for argument `chief_callbacks`. Under several JAX processes "
-                "every process runs them (one program over all devices), with their "
-                "`log_dir` redirected outside the chief; these have no `log_dir`: "
-                f"{[type(c).__name__ for c in others]}. Pass them to `callbacks` and make "
-                "them write only where `context.is_chief`."
-            )
+        chief_callbacks = [c for c in chief_callbacks if hasattr(c, "log_dir")]
         scratch = tempfile.mkdtemp(prefix=f"keras_recipes_process{self.process_index}_")
         saved = [c.log_dir for c in chief_callbacks]
         try:
@@ -222,13 +223,17 @@ class DataParallelContext(DistributeContext):
 
     @contextlib.contextmanager
     def _auto_shard(self, x):
-        """Keras shards only data sets by process; array data are cut by ``_process_part``.
+        """Several processes: the data are already cut here, Keras must not shard them.
 
-        (Keras refuses arrays under several processes unless the distribution's
-        ``auto_shard_dataset`` is off; it is, during the call, for array data.)
+        Arrays are cut by ``_process_part``, ``tf.data`` batches by ``_divisible``
+        (Keras's own sharding of a data set needs a batch size it can read from
+        the pipeline: "The batch size of the input dataset is unknown" for a
+        batch inside ``flat_map``, as the recipe's per-epoch pipelines are; and
+        it refuses arrays). The distribution's ``auto_shard_dataset`` is off
+        during the call.
         """
         saved = self.distribution.auto_shard_dataset
-        if self.num_processes > 1 and x is not None and _is_array_data(x):
+        if self.num_processes > 1 and x is not None:
             self.distribution.auto_shard_dataset = False
         try:
             yield

@@ -68,3 +68,10 @@ def test_global_batch_split_evenly(reports):
     # of 16 (8 rows); Keras assembles the global batch from the two halves.
     for r in reports:
         assert r["part"] == {"batch_size": 8, "rows": 32, "its_half_of_each_global_batch": True}
+
+
+def test_tf_data_batches_split_between_processes(reports):
+    # Batches of 4 (and a last one of 1, repeated to 2): process p keeps rows [2p, 2p + 2)
+    # of each; the pipeline batches inside flat_map, whose batch size Keras cannot read.
+    assert reports[0]["dataset_part"]["parts"] == [[0, 1], [4, 5], [8, 9], [12]]
+    assert reports[1]["dataset_part"]["parts"] == [[2, 3], [6, 7], [10, 11], [12]]

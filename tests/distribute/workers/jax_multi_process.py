@@ -34,6 +34,22 @@ def process_part(context) -> dict:
                 np.array_equal(x_part, x[mine]) and np.array_equal(y_part, y[mine]))}
 
 
+def dataset_part(context) -> dict:
+    """This process's part of each batch of a tf.data pipeline (batched inside flat_map).
+
+    13 rows in batches of 4: the last batch of 1 row is repeated to 2 (one per
+    device); each process keeps half of every batch. Keras could not shard such
+    a pipeline itself ("The batch size of the input dataset is unknown").
+    """
+    import tensorflow as tf
+
+    rows = np.arange(13)
+    pipeline = tf.data.Dataset.range(1).flat_map(
+        lambda _: tf.data.Dataset.from_tensor_slices(rows).batch(4))
+    parts = [b.numpy().tolist() for b in context._divisible(pipeline, "x")]
+    return {"parts": parts}
+
+
 def main(path: str) -> None:
     # Before JAX touches a device: setup() initializes jax.distributed.
     context = setup("data_parallel")
@@ -47,6 +63,7 @@ def main(path: str) -> None:
     # Compared across processes by the test: this process sees its own replica only.
     report["weights"] = [w.tolist() for w in scenarios.weights(model)]
     report["part"] = process_part(context)
+    report["dataset_part"] = dataset_part(context)
     with open(f"{path}.rank{context.process_index}", "w") as f:
         json.dump(report, f)
 
