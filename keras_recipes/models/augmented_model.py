@@ -25,7 +25,10 @@ class AugmentedModel(keras.Model):
     sparse ones are made one-hot by the augmentation's ``dense_targets``);
     ``save`` stores the wrapper and the wrapped model together, and
     ``AugmentedModel.model`` is the wrapped model, to export or save on its own.
-    ``sample_weight`` stays with the anchor sample of each pair.
+    ``sample_weight`` stays with the anchor sample of each pair: mixed sample
+    ``i`` (image ``i`` with a share of its partner's) keeps weight ``w_i``, so
+    the loss is ``mean_i w_i·loss(y_mix_i, f(x_mix_i))``, not a weight mixed
+    like the labels.
 
     Example:
 
