@@ -48,7 +48,13 @@ Several hosts: ``--distribute multi_worker`` (tensorflow, ``TF_CONFIG``),
 ``data_parallel`` with the ``KERAS_DISTRIBUTION_*`` variables (jax), ``torchrun
 --nnodes`` (torch); see the README's "Multi-GPU and multi-host". Test: 2 XLA host
 devices on jax (tests/recipes/test_transfer_vgg19.py: matches the 1-device run
-within rel 1e-4; passes); the other engines were not run with this recipe.
+within rel 1e-4; passes). Run once each (2026-11-28, ``--smoke --threads 1
+--scratch no``, this 2-core CPU, simulated: no GPU, one host): ``mirrored`` over 2
+logical CPU devices, ``multi_worker`` with 2 local processes (``TF_CONFIG``),
+``ddp`` with 2 ranks under ``torchrun``, ``data_parallel`` with 2 JAX processes
+(``jax.distributed``): every logged loss and top-1 within rel 1.5e-7 of the
+1-device run on the same backend, one run folder written by the chief (commands
+and figures in the README).
 
 Outputs, in one run folder ``runs/transfer_vgg19-<date>-<time>/``: ``config.json``,
 ``metrics.json`` (per-epoch history, per-phase and final metrics, the summary),
