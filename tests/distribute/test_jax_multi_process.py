@@ -75,3 +75,13 @@ def test_tf_data_batches_split_between_processes(reports):
     # of each; the pipeline batches inside flat_map, whose batch size Keras cannot read.
     assert reports[0]["dataset_part"]["parts"] == [[0, 1], [4, 5], [8, 9], [12]]
     assert reports[1]["dataset_part"]["parts"] == [[2, 3], [6, 7], [10, 11], [12]]
+
+
+def test_chief_callbacks_with_a_log_dir_run_everywhere_writing_once(reports):
+    # The chief runs both; the other process runs the one with a log_dir (JAX needs the
+    # same computations everywhere), writing to a temporary folder, restored after fit.
+    chief, other = (r["chief_callbacks"] for r in reports)
+    assert chief == {"count": 2, "log_dir": "/shared/logs", "scratch_is_temporary": False,
+                     "log_dir_after": "/shared/logs"}
+    assert other["count"] == 1 and other["scratch_is_temporary"]
+    assert other["log_dir"] != "/shared/logs" and other["log_dir_after"] == "/shared/logs"

@@ -10,6 +10,7 @@ report to ``argv[1] + ".rank<process id>"``.
 import json
 import os
 import sys
+import tempfile
 import time
 
 if __name__ == "__main__":
@@ -50,6 +51,20 @@ def dataset_part(context) -> dict:
     return {"parts": parts}
 
 
+def chief_callbacks_here(context) -> dict:
+    """Which chief callbacks this process runs during a fit, and where they write."""
+    import keras
+
+    class Writer(keras.callbacks.Callback):
+        log_dir = "/shared/logs"
+
+    writer, other = Writer(), keras.callbacks.Callback()
+    with context._chief_callbacks_here([writer, other]) as here:
+        during = {"count": len(here), "log_dir": writer.log_dir,
+                  "scratch_is_temporary": writer.log_dir.startswith(tempfile.gettempdir())}
+    return {**during, "log_dir_after": writer.log_dir}
+
+
 def main(path: str) -> None:
     # Before JAX touches a device: setup() initializes jax.distributed.
     context = setup("data_parallel")
@@ -64,6 +79,7 @@ def main(path: str) -> None:
     report["weights"] = [w.tolist() for w in scenarios.weights(model)]
     report["part"] = process_part(context)
     report["dataset_part"] = dataset_part(context)
+    report["chief_callbacks"] = chief_callbacks_here(context)
     with open(f"{path}.rank{context.process_index}", "w") as f:
         json.dump(report, f)
 
