@@ -34,15 +34,41 @@ import keras
 __all__ = ["allow_jit", "prefer_fast_compilation"]
 
 
+_JAX_SETTINGS = {
+    "jax_threefry_partitionable": False,
+    # XLA's executables are kept (in a fresh temporary folder, removed at exit) and found
+    # again by the hash of the program: a variant trained once per seed compiles once.
+    "jax_compilation_cache_dir": None,  # set on use
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": 0,
+}
+
+
 def _jax_fast_compilation() -> Callable[[], None]:
+    import atexit
+    import shutil
+    import tempfile
+
     import jax
 
-    try:
-        previous = jax.config.jax_threefry_partitionable
-        jax.config.update("jax_threefry_partitionable", False)
-    except (AttributeError, KeyError):  # a JAX without the option: nothing to do
-        return _nothing
-    return lambda: jax.config.update("jax_threefry_partitionable", previous)
+    previous = {}
+    for name, value in _JAX_SETTINGS.items():
+        try:
+            previous[name] = getattr(jax.config, name)
+            if name == "jax_compilation_cache_dir":
+                if previous[name]:  # the user's own cache: keep it
+                    continue
+                value = tempfile.mkdtemp(prefix="keras_recipes_xla_")
+                atexit.register(shutil.rmtree, value, ignore_errors=True)
+            jax.config.update(name, value)
+        except (AttributeError, KeyError):  # a JAX without the option: nothing to do
+            previous.pop(name, None)
+
+    def restore() -> None:
+        for name, value in previous.items():
+            jax.config.update(name, value)
+
+    return restore
 
 
 def _nothing() -> None:
