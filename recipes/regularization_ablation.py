@@ -110,8 +110,9 @@ and 270 test images (one image = 0.37 points) these differences are noise-sized.
 ``--smoke`` ("none" and "all", 40 training images in one batch, 2 epochs),
 ``python recipes/regularization_ablation.py --smoke --backend B --threads 1``
 on the same shared CPU (load average 4-6, 2026-11-28 13:33-13:37 UTC), CPU time
-of the whole process: jax 45 s (42.5 user + 2.4 sys; 133 s before
-``keras_recipes.backend.compilation``), torch 23 s, tensorflow 26 s.
+of the whole process: jax 45 s (42.5 user + 2.4 sys; before
+``keras_recipes.backend.compilation``, 147 s for its two variants alone, most of
+it compiling op by op), torch 23 s, tensorflow 26 s.
 """
 
 from __future__ import annotations
