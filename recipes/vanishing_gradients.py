@@ -72,7 +72,9 @@ accuracy for all three activations; sigmoid at chance with every init (ratio
 
 Backend tensorflow, ``--backend tensorflow --threads 1`` (2026-11-28 14:04 UTC,
 same CPU shared, load average 1.0-2.0): 342 s CPU (327.9 user + 14.5 sys), 356 s
-wall: OVER the 5 minutes (not yet made cheaper). Same picture: N(0, 0.01²)
+wall: OVER the 5 minutes (not yet made cheaper); with the default threads on the
+idle machine (``--backend tensorflow``, 14:59 UTC): 307 s wall, 313 s CPU, the
+same table, still 7 s over. Same picture: N(0, 0.01²)
 exactly-0 gradient and chance accuracy; sigmoid at chance with every init
 (ratio 2.2e-10 to 3.8e-05); tanh 91.4-95.1% and relu 91.4-94.0% with
 Glorot/He/LSUV (LSUV 93.0% and 94.0%).
