@@ -25,3 +25,11 @@ def assert_gradient_norms_match_one_device(library: dict) -> None:
 
 def assert_one_tensorboard_writer(library: dict) -> None:
     assert library["event_files"] == ["many/train"]
+
+
+def assert_processes_identical(reports: list[dict]) -> None:
+    """Several processes end with bitwise identical weights and log the same values."""
+    first, second = (r["weights"] for r in reports)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert reports[0]["library"]["logs"] == reports[1]["library"]["logs"]
