@@ -31,6 +31,8 @@ from collections.abc import Callable
 
 import keras
 
+from keras_recipes.backend.dispatch import for_backend
+
 __all__ = ["allow_jit", "prefer_fast_compilation"]
 
 
@@ -86,15 +88,6 @@ _FAST_COMPILATION: dict[str, Callable[[], Callable[[], None]]] = {
 }
 
 
-def _backend() -> str:
-    backend = keras.backend.backend()
-    if backend not in _FAST_COMPILATION:
-        raise ValueError(
-            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_FAST_COMPILATION)}."
-        )
-    return backend
-
-
 def prefer_fast_compilation() -> Callable[[], None]:
     """Switches the backend to the settings that compile a training step fastest on a CPU.
 
@@ -112,7 +105,7 @@ def prefer_fast_compilation() -> Callable[[], None]:
     Returns:
         A function of no arguments that restores the previous settings.
     """
-    return _FAST_COMPILATION[_backend()]()
+    return for_backend(_FAST_COMPILATION)()
 
 
 def _mark_jittable(layer: keras.layers.Layer) -> None:
@@ -163,5 +156,5 @@ def allow_jit(layer: keras.layers.Layer) -> keras.layers.Layer:
             "Invalid value for argument `layer`. Expected a keras.layers.Layer. "
             f"Received: layer={layer!r}"
         )
-    _ALLOW_JIT[_backend()](layer)
+    for_backend(_ALLOW_JIT)(layer)
     return layer

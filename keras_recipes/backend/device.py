@@ -13,7 +13,7 @@ import os
 import platform
 from collections.abc import Callable
 
-import keras
+from keras_recipes.backend.dispatch import for_backend
 
 __all__ = ["accelerator", "device_description", "mixed_precision_policy", "set_num_threads"]
 
@@ -106,15 +106,6 @@ _THREADS: dict[str, Callable[[int], None]] = {
 }
 
 
-def _backend() -> str:
-    backend = keras.backend.backend()
-    if backend not in _DEVICE:
-        raise ValueError(
-            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_DEVICE)}."
-        )
-    return backend
-
-
 def accelerator() -> str:
     """The kind of device the current backend computes on: ``"gpu"``, ``"tpu"`` or ``"cpu"``.
 
@@ -123,7 +114,7 @@ def accelerator() -> str:
     >>> accelerator() in ("cpu", "gpu", "tpu")
     True
     """
-    return _DEVICE[_backend()]()[0]
+    return for_backend(_DEVICE)()[0]
 
 
 def device_description() -> str:
@@ -136,7 +127,7 @@ def device_description() -> str:
     >>> isinstance(device_description(), str)
     True
     """
-    return _DEVICE[_backend()]()[1]
+    return for_backend(_DEVICE)()[1]
 
 
 def mixed_precision_policy() -> str:
@@ -171,4 +162,4 @@ def set_num_threads(n: int) -> None:
         raise ValueError(
             f"Invalid value for argument `n`. Expected an int >= 1. Received: n={n!r}"
         )
-    _THREADS[_backend()](n)
+    for_backend(_THREADS)(n)

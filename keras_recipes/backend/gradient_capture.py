@@ -44,6 +44,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from keras_recipes.backend.dispatch import for_backend
+
 __all__ = ["capture_gradients", "distribution_loss_scale"]
 
 
@@ -341,11 +343,7 @@ def capture_gradients(optimizer, *, period: int, phase: int = 0) -> _Capture:
         raise ValueError(
             f"Invalid value for argument `period`. Expected an int >= 1. Received: period={period}"
         )
-    backend = keras.backend.backend()
-    if backend not in _DISPATCH:
-        raise ValueError(
-            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_DISPATCH)}."
-        )
+    capture = for_backend(_DISPATCH)
     target = getattr(optimizer, "inner_optimizer", optimizer)
     if not getattr(target, "built", False):
         raise ValueError(
@@ -353,4 +351,4 @@ def capture_gradients(optimizer, *, period: int, phase: int = 0) -> _Capture:
             "or call `optimizer.build(model.trainable_variables)`). Received: an unbuilt "
             f"{type(optimizer).__name__}"
         )
-    return _DISPATCH[backend](optimizer, period, phase)
+    return capture(optimizer, period, phase)

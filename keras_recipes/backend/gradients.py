@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
+from keras_recipes.backend.dispatch import for_backend
+
 __all__ = ["loss_and_gradients"]
 
 
@@ -165,16 +167,12 @@ def loss_and_gradients(
             f"`model.compile(loss=...)` first). Received: model={model.name!r} (not compiled)"
         )
     positions = _split(model, variables)
-    backend = keras.backend.backend()
-    if backend not in _DISPATCH:
-        raise ValueError(
-            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_DISPATCH)}."
-        )
+    compute = for_backend(_DISPATCH)
     x = keras.tree.map_structure(lambda t: keras.ops.convert_to_tensor(t), x)
     y = keras.tree.map_structure(lambda t: keras.ops.convert_to_tensor(t), y)
     if sample_weight is not None:
         sample_weight = keras.ops.convert_to_tensor(sample_weight)
-    loss, grads = _DISPATCH[backend](model, x, y, sample_weight, training, positions)
+    loss, grads = compute(model, x, y, sample_weight, training, positions)
     return float(keras.ops.convert_to_numpy(loss)), [
         np.asarray(keras.ops.convert_to_numpy(g)) for g in grads
     ]

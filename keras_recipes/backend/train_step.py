@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import keras
 
+from keras_recipes.backend.dispatch import for_backend
+
 __all__ = ["augmented_train_step"]
 
 
@@ -66,9 +68,4 @@ def augmented_train_step(model: keras.Model, *args):
     Returns:
         What ``keras.Model.train_step`` returns on this backend.
     """
-    backend = keras.backend.backend()
-    if backend not in _DISPATCH:
-        raise ValueError(
-            f"Unsupported Keras backend {backend!r}. Expected one of {sorted(_DISPATCH)}."
-        )
-    return _DISPATCH[backend](model, *args)
+    return for_backend(_DISPATCH)(model, *args)
