@@ -249,17 +249,18 @@ class EventWriter:
 
     def close(self) -> None:
         """Waits for the pending writes, then flushes and closes the file (idempotent)."""
-        if self._queue is not None:
-            try:
-                self.wait()
-            finally:
+        try:
+            if self._queue is not None:
+                self.wait()  # raises a background error, after the file is closed below
+        finally:
+            if self._queue is not None:
                 if self._thread.is_alive():
                     self._queue.put(None)
                     self._thread.join()
                 _OPEN_BACKGROUND_WRITERS.discard(self)
-        if not self._writer.closed:
-            self._writer.flush()
-            self._writer.close()
+            if not self._writer.closed:
+                self._writer.flush()
+                self._writer.close()
 
     def __enter__(self) -> EventWriter:
         return self

@@ -72,6 +72,15 @@ def test_error_in_the_background_is_raised_by_the_next_call(tmp_path):
     writer.close()
     writer.close()  # idempotent
     assert read_scalars(tmp_path) == {"after": [(1, 1.0)]}
+
+    # An error still pending at close() is raised, and the file is closed all the same.
+    late = EventWriter(tmp_path / "late", background=True)
+    late.scalar("kept", 2.0, step=0)
+    late.submit(broken, step=1)
+    with pytest.raises(RuntimeError, match="writing failed: disk full"):
+        late.close()
+    assert late._writer.closed
+    assert read_scalars(tmp_path / "late") == {"kept": [(0, 2.0)]}
     with pytest.raises(ValueError, match="is closed"):
         writer.scalar("late", 1.0, step=2)
 
