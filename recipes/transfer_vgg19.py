@@ -1553,7 +1553,7 @@ def _check_outputs(net, recipe) -> dict | None:
     import keras
     import numpy as np
 
-    if recipe.ctx.backend == "jax" and recipe.ctx.num_processes > 1:
+    if not recipe.ctx.predict_gathers:
         if not recipe.writes:
             return None
         net = keras.saving.load_model(recipe.run_dir / "best.keras")

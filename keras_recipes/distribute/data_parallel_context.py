@@ -111,6 +111,12 @@ class DataParallelContext(DistributeContext):
 
         return int(jax.process_index())
 
+    @property
+    def predict_gathers(self) -> bool:
+        # Keras's predict cannot gather outputs sharded over several processes
+        # (np.concatenate of non-addressable arrays).
+        return self.num_processes == 1
+
     def scope(self) -> contextlib.AbstractContextManager:
         return self.distribution.scope()
 

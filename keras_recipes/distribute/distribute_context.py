@@ -143,6 +143,11 @@ class DistributeContext:
         """True in the one process that writes logs, checkpoints and reports."""
         return self.process_index == 0
 
+    @property
+    def predict_gathers(self) -> bool:
+        """True when ``model.predict`` in this engine's scope returns every process's outputs."""
+        return True
+
     def global_batch_size(self, per_replica_batch_size: int) -> int:
         """The global batch that gives each replica ``per_replica_batch_size`` rows."""
         if int(per_replica_batch_size) < 1:

@@ -20,6 +20,7 @@ def test_one_device_mesh_in_its_scope():
 
     context = DataParallelContext(devices=jax.devices()[:1])
     assert (context.num_replicas, context.num_processes, context.is_chief) == (1, 1, True)
+    assert context.predict_gathers  # one process: Keras's predict returns every output
     with context.scope():
         assert keras.distribution.distribution() is context.distribution
         model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])

@@ -37,6 +37,7 @@ def test_two_processes_one_chief(reports):
     assert all(r["num_processes"] == 2 and r["devices"] == 2 and r["local_devices"] == 1
                for r in reports)
     assert all(r["library"]["num_replicas"] == 2 for r in reports)
+    assert not any(r["predict_gathers"] for r in reports)  # outputs sharded over processes
 
 
 def test_two_processes_match_one_device_with_the_library_callbacks(reports):

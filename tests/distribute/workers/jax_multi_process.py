@@ -70,7 +70,8 @@ def main(path: str) -> None:
     context = setup("data_parallel")
     report = {"kind": context.kind, "process_index": context.process_index,
               "num_processes": context.num_processes, "is_chief": context.is_chief,
-              "devices": jax.device_count(), "local_devices": jax.local_device_count()}
+              "devices": jax.device_count(), "local_devices": jax.local_device_count(),
+              "predict_gathers": context.predict_gathers}
     logs = os.path.join(os.path.dirname(os.path.abspath(path)), "logs")
     start = time.time()
     report["library"], model = scenarios.run_library(context, logs)
