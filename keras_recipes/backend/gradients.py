@@ -60,54 +60,67 @@ def _split(model, variables):
     return out
 
 
-def _jax(model, x, y, sample_weight, training, positions):
+def _replace(values, positions, selected):
+    full = list(values)
+    for p, val in zip(positions, selected, strict=True):
+        full[p] = val
+    return full
+
+
+def _jax(model, positions, training):
+    """A ``jax.jit``-compiled ``(tv, ntv, x, y, sw) -> (loss, grads)``."""
     import jax
 
-    tv = [v.value for v in model.trainable_variables]
-    ntv = [v.value for v in model.non_trainable_variables]
+    def compute(tv, ntv, x, y, sample_weight):
+        def f(selected):
+            full = _replace(tv, positions, selected)
+            return _forward_loss(model, full, ntv, x, y, sample_weight, training)
 
-    def f(selected):
-        full = list(tv)
-        for p, val in zip(positions, selected, strict=True):
-            full[p] = val
-        return _forward_loss(model, full, ntv, x, y, sample_weight, training)
+        return jax.value_and_grad(f)([tv[p] for p in positions])
 
-    loss, grads = jax.value_and_grad(f)([tv[p] for p in positions])
-    return loss, grads
+    return compute, jax.jit
 
 
-def _torch(model, x, y, sample_weight, training, positions):
+def _torch(model, positions, training):
+    """``(tv, ntv, x, y, sw) -> (loss, grads)`` with autograd (run eagerly)."""
     import torch
 
-    tv = [v.value.detach() for v in model.trainable_variables]
-    ntv = [v.value.detach().clone() for v in model.non_trainable_variables]
-    leaves = [tv[p].clone().requires_grad_(True) for p in positions]
-    full = list(tv)
-    for p, leaf in zip(positions, leaves, strict=True):
-        full[p] = leaf
-    with torch.enable_grad():
-        loss = _forward_loss(model, full, ntv, x, y, sample_weight, training)
-        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    grads = [
-        torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, leaves, strict=True)
-    ]
-    return loss.detach(), grads
+    def compute(tv, ntv, x, y, sample_weight):
+        tv = [t.detach() for t in tv]
+        ntv = [t.detach().clone() for t in ntv]
+        leaves = [tv[p].clone().requires_grad_(True) for p in positions]
+        full = _replace(tv, positions, leaves)
+        with torch.enable_grad():
+            loss = _forward_loss(model, full, ntv, x, y, sample_weight, training)
+            grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        grads = [
+            torch.zeros_like(leaf) if g is None else g
+            for g, leaf in zip(grads, leaves, strict=True)
+        ]
+        return loss.detach(), grads
+
+    return compute, None
 
 
-def _tensorflow(model, x, y, sample_weight, training, positions):
+def _tensorflow(model, positions, training):
+    """A ``tf.function``-compiled ``(tv, ntv, x, y, sw) -> (loss, grads)``."""
     import tensorflow as tf
 
-    tv = [tf.identity(v.value) for v in model.trainable_variables]
-    ntv = [tf.identity(v.value) for v in model.non_trainable_variables]
-    with tf.GradientTape() as tape:
-        for p in positions:
-            tape.watch(tv[p])
-        loss = _forward_loss(model, tv, ntv, x, y, sample_weight, training)
-    grads = tape.gradient(loss, [tv[p] for p in positions])
-    grads = [
-        tf.zeros_like(tv[p]) if g is None else g for g, p in zip(grads, positions, strict=True)
-    ]
-    return loss, grads
+    def compute(tv, ntv, x, y, sample_weight):
+        tv = [tf.identity(t) for t in tv]
+        ntv = [tf.identity(t) for t in ntv]
+        with tf.GradientTape() as tape:
+            for p in positions:
+                tape.watch(tv[p])
+            loss = _forward_loss(model, tv, ntv, x, y, sample_weight, training)
+        grads = tape.gradient(loss, [tv[p] for p in positions])
+        grads = [
+            tf.zeros_like(tv[p]) if g is None else g
+            for g, p in zip(grads, positions, strict=True)
+        ]
+        return loss, grads
+
+    return compute, lambda f: tf.function(f, reduce_retracing=True, autograph=False)
 
 
 _DISPATCH: dict[str, Callable] = {
@@ -125,6 +138,7 @@ def loss_and_gradients(
     sample_weight=None,
     training: bool = False,
     variables: Sequence | None = None,
+    jit_compile: bool = True,
 ) -> tuple[float, list[np.ndarray]]:
     """Loss and gradients of a compiled model on one batch, with no side effects.
 
@@ -153,6 +167,12 @@ def loss_and_gradients(
             norm on batch statistics). Still no state is updated.
         variables: a subset of ``model.trainable_variables`` to differentiate
             with respect to (default: all of them, in that order).
+        jit_compile: on JAX (``jax.jit``) and TensorFlow (``tf.function``),
+            compile the computation once per model, variable set, ``training``
+            and input signature, and reuse it: the first call pays the tracing,
+            later calls run in milliseconds instead of op by op (a 21-layer MLP:
+            see ``benchmarks/bench_loss_and_gradients.py``). ``False`` runs
+            eagerly every time. PyTorch always runs eagerly.
 
     Returns:
         ``(loss, grads)``: the loss as a Python float and a list of NumPy arrays,
@@ -166,13 +186,51 @@ def loss_and_gradients(
             "Invalid value for argument `model`. Expected a compiled model (call "
             f"`model.compile(loss=...)` first). Received: model={model.name!r} (not compiled)"
         )
+    if not isinstance(jit_compile, bool):
+        raise ValueError(
+            "Invalid value for argument `jit_compile`. Expected True or False. "
+            f"Received: jit_compile={jit_compile!r}"
+        )
     positions = _split(model, variables)
-    compute = for_backend(_DISPATCH)
     x = keras.tree.map_structure(lambda t: keras.ops.convert_to_tensor(t), x)
     y = keras.tree.map_structure(lambda t: keras.ops.convert_to_tensor(t), y)
     if sample_weight is not None:
         sample_weight = keras.ops.convert_to_tensor(sample_weight)
-    loss, grads = compute(model, x, y, sample_weight, training, positions)
+    compute = _computation(model, positions, bool(training), jit_compile)
+    loss, grads = compute(
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        x,
+        y,
+        sample_weight,
+    )
     return float(keras.ops.convert_to_numpy(loss)), [
         np.asarray(keras.ops.convert_to_numpy(g)) for g in grads
     ]
+
+
+# Compiled computations live on the model object (written to its __dict__, so
+# Keras's attribute tracking does not see them) and die with it.
+_CACHE_ATTR = "_keras_recipes_gradient_fns"
+
+
+def _computation(model, positions, training, jit_compile):
+    """The (cached, when compiled) ``(tv, ntv, x, y, sw) -> (loss, grads)`` of `model`."""
+    compute, compiler = for_backend(_DISPATCH)(model, positions, training)
+    if not jit_compile or compiler is None:
+        return compute
+    # A traced computation bakes in which variables are trainable, the compiled
+    # loss and `training`: any change of those makes a new entry. Shapes and
+    # dtypes of the inputs are handled by the compiler's own retracing.
+    key = (
+        keras.backend.backend(),
+        tuple(id(v) for v in model.trainable_variables),
+        tuple(id(v) for v in model.non_trainable_variables),
+        tuple(positions),
+        training,
+        id(getattr(model, "_compile_loss", None)),
+    )
+    cache = model.__dict__.setdefault(_CACHE_ATTR, {})
+    if key not in cache:
+        cache[key] = compiler(compute)
+    return cache[key]
