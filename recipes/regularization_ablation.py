@@ -82,7 +82,9 @@ Backend jax, ``python recipes/regularization_ablation.py --backend jax
 --threads 1`` as one process (2026-11-28 13:46 UTC, same CPU shared, load
 average 1.4-3.3): 265 s CPU (259.9 user + 5.5 sys), 254 s wall; most of it is
 XLA compiling each model's training step (``keras_recipes.backend.compilation``
-keeps that down: before it, 537 s CPU for the same table, bit for bit). Other
+keeps that down: before it, 537 s CPU for the same table, bit for bit). On the
+idle machine with default threads (``--backend jax``, 2026-11-28 17:16 UTC): 170 s
+wall (245 user + 6 sys), the same table. Other
 initial weights (JAX draws its own random numbers), same seeds:
 
     | variant | train acc. % | val. acc. % | test acc. % | gap (train − test), points |
