@@ -68,7 +68,7 @@ def _replace(values, positions, selected):
 
 
 def _jax(model, positions, training):
-    """A ``jax.jit``-compiled ``(tv, ntv, x, y, sw) -> (loss, grads)``."""
+    """``(tv, ntv, x, y, sw) -> (loss, grads)`` with ``jax.value_and_grad``."""
     import jax
 
     def compute(tv, ntv, x, y, sample_weight):
@@ -78,7 +78,7 @@ def _jax(model, positions, training):
 
         return jax.value_and_grad(f)([tv[p] for p in positions])
 
-    return compute, jax.jit
+    return compute
 
 
 def _torch(model, positions, training):
@@ -99,11 +99,11 @@ def _torch(model, positions, training):
         ]
         return loss.detach(), grads
 
-    return compute, None
+    return compute
 
 
 def _tensorflow(model, positions, training):
-    """A ``tf.function``-compiled ``(tv, ntv, x, y, sw) -> (loss, grads)``."""
+    """``(tv, ntv, x, y, sw) -> (loss, grads)`` with a ``GradientTape``."""
     import tensorflow as tf
 
     def compute(tv, ntv, x, y, sample_weight):
@@ -120,13 +120,27 @@ def _tensorflow(model, positions, training):
         ]
         return loss, grads
 
-    return compute, lambda f: tf.function(f, reduce_retracing=True, autograph=False)
+    return compute
 
 
-_DISPATCH: dict[str, Callable] = {
-    "jax": _jax,
-    "torch": _torch,
-    "tensorflow": _tensorflow,
+def _jax_jit(fn: Callable) -> Callable:
+    import jax
+
+    return jax.jit(fn)
+
+
+def _tf_function(fn: Callable) -> Callable:
+    import tensorflow as tf
+
+    return tf.function(fn, reduce_retracing=True, autograph=False)
+
+
+# Per backend: the computation's factory, and the compiler that makes it one program (None:
+# run eagerly).
+_DISPATCH: dict[str, tuple[Callable, Callable | None]] = {
+    "jax": (_jax, _jax_jit),
+    "torch": (_torch, None),
+    "tensorflow": (_tensorflow, _tf_function),
 }
 
 
@@ -216,9 +230,9 @@ _CACHE_ATTR = "_keras_recipes_gradient_fns"
 
 def _computation(model, positions, training, jit_compile):
     """The (cached, when compiled) ``(tv, ntv, x, y, sw) -> (loss, grads)`` of `model`."""
-    compute, compiler = for_backend(_DISPATCH)(model, positions, training)
+    make, compiler = for_backend(_DISPATCH)
     if not jit_compile or compiler is None:
-        return compute
+        return make(model, positions, training)
     # A traced computation bakes in which variables are trainable, the compiled
     # loss and `training`: any change of those makes a new entry. Shapes and
     # dtypes of the inputs are handled by the compiler's own retracing.
@@ -232,5 +246,5 @@ def _computation(model, positions, training, jit_compile):
     )
     cache = model.__dict__.setdefault(_CACHE_ATTR, {})
     if key not in cache:
-        cache[key] = compiler(compute)
+        cache[key] = compiler(make(model, positions, training))
     return cache[key]
