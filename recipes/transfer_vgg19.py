@@ -1344,25 +1344,48 @@ def _make_weight_histograms_class():
 
     class _WeightHistograms(keras.callbacks.Callback):
         """Histograms of every weight every `freq` epochs, tags as keras.callbacks.TensorBoard's
-        (``<weight path>/histogram`` in ``log_dir/train``), written without TensorFlow."""
+        (``<weight path>/histogram`` in ``log_dir/train``), written without TensorFlow.
+
+        A weight whose values have not changed since its last histogram (a frozen
+        backbone during the head phase) gets the same buckets again without being
+        copied or bucketed a second time.
+        """
 
         def __init__(self, log_dir: str, freq: int):
             super().__init__()
             self.log_dir, self.freq = log_dir, freq
             self.writer = None
+            self._last = {}  # tag -> the values of its last histogram (a host copy)
+            self._buckets = {}  # tag -> their buckets (filled in the writer's thread)
+            self.reused = 0  # histograms written again without bucketing (for tests)
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch % self.freq:
                 return
             if self.writer is None:  # buckets and writes in a background thread
                 self.writer = EventWriter(os.path.join(self.log_dir, "train"), background=True)
-            # Copies (np.array), as torch updates its CPU tensors in place later on.
-            weights = [(w.path.replace(":", "_") + "/histogram",
-                        np.array(keras.ops.convert_to_numpy(w.value))) for w in self.model.weights]
+            weights = []  # (tag, values to bucket, or None: unchanged)
+            for w in self.model.weights:
+                tag = w.path.replace(":", "_") + "/histogram"
+                values = np.asarray(keras.ops.convert_to_numpy(w.value))
+                last = self._last.get(tag)
+                if last is not None and _same_values(values, last):
+                    weights.append((tag, None))
+                    self.reused += 1
+                    continue
+                # A copy (np.array), as torch updates its CPU tensors in place later on.
+                values = np.array(values)
+                self._last[tag] = values
+                weights.append((tag, values))
+            cache = self._buckets
 
             def histograms():
-                return [EventWriter.histogram_value(tag, histogram_buckets(values)[0])
-                        for tag, values in weights]
+                out = []
+                for tag, values in weights:
+                    if values is not None:  # jobs run in order: an unchanged tag's are set
+                        cache[tag] = histogram_buckets(values)[0]
+                    out.append(EventWriter.histogram_value(tag, cache[tag]))
+                return out
 
             self.writer.submit(histograms, epoch)
             self.writer.flush()
@@ -1373,6 +1396,17 @@ def _make_weight_histograms_class():
                 self.writer = None
 
     return _WeightHistograms
+
+
+def _same_values(a, b) -> bool:
+    """Whether two arrays hold the same values; a differing head is found without a full pass."""
+    import numpy as np
+
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    a, b = a.reshape(-1), b.reshape(-1)
+    head = min(a.size, 4096)
+    return bool(np.array_equal(a[:head], b[:head]) and np.array_equal(a, b))
 
 
 _CLASSES: dict = {}

@@ -175,8 +175,174 @@ class _KernelOps:
 KERNEL_OPS = _KernelOps()
 
 
+def _scalar(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+class _TorchKernelOps(_KernelOps):
+    """The kernel's ``keras.ops`` on torch tensors, called on ``torch`` directly.
+
+    An eager torch kernel makes about a hundred small calls; through
+    ``keras.ops`` each converts and checks its arguments again (~70
+    ``convert_to_tensor`` calls per MixUp call), which costs more than the
+    arithmetic at training-batch sizes. Here each op the kernel uses calls its
+    ``torch`` function, with the same results and dtypes as ``keras.ops`` for
+    the arguments the kernel passes (torch tensors, Python numbers); anything
+    else (NumPy arrays, a float16 ``clip`` on the CPU, ops not listed) goes
+    through ``keras.ops`` unchanged.
+    """
+
+    def __init__(self):
+        import torch
+
+        self._torch = torch
+        self._tensor = torch.Tensor
+
+    def _dtype(self, dtype):
+        from keras.src.backend.torch.core import to_torch_dtype
+
+        return to_torch_dtype(dtype)
+
+    def convert_to_tensor(self, x, dtype=None):
+        if isinstance(x, self._tensor):
+            if dtype is None:
+                return x
+            d = self._dtype(dtype)
+            return x if x.dtype == d else x.to(d)
+        return keras.ops.convert_to_tensor(x, dtype)
+
+    def cast(self, x, dtype):
+        if isinstance(x, self._tensor):
+            d = self._dtype(dtype)
+            return x if x.dtype == d else x.to(d)
+        return keras.ops.cast(x, dtype)
+
+    def _unary(name):  # noqa: N805  (a helper building methods)
+        def op(self, x):
+            if isinstance(x, self._tensor) and x.is_floating_point():
+                return getattr(self._torch, name)(x)
+            return getattr(keras.ops, name)(x)
+
+        op.__name__ = name
+        return op
+
+    sqrt, log, exp = _unary("sqrt"), _unary("log"), _unary("exp")
+    cos, sin, sigmoid, floor = _unary("cos"), _unary("sin"), _unary("sigmoid"), _unary("floor")
+
+    def round(self, x):
+        if isinstance(x, self._tensor) and x.is_floating_point():
+            return self._torch.round(x)
+        return keras.ops.round(x)
+
+    def _binary(torch_name, keras_name):  # noqa: N805
+        def op(self, x1, x2):
+            t = self._tensor
+            if isinstance(x1, t) and (isinstance(x2, t) or _scalar(x2)):
+                return getattr(self._torch, torch_name)(x1, x2)
+            return getattr(keras.ops, keras_name)(x1, x2)
+
+        op.__name__ = keras_name
+        return op
+
+    less, greater = _binary("lt", "less"), _binary("gt", "greater")
+    logical_and = _binary("logical_and", "logical_and")
+
+    def logical_not(self, x):
+        if isinstance(x, self._tensor):
+            return self._torch.logical_not(x)
+        return keras.ops.logical_not(x)
+
+    def _extreme(tensor_fn, clamp_kw, keras_name):  # noqa: N805
+        def op(self, x1, x2):
+            t = self._tensor
+            if isinstance(x1, t) and x1.is_floating_point():
+                if _scalar(x2):  # keras.ops converts the number to x1's float dtype
+                    return self._torch.clamp(x1, **{clamp_kw: float(x2)})
+                if isinstance(x2, t) and x2.dtype == x1.dtype:
+                    return getattr(self._torch, tensor_fn)(x1, x2)
+            return getattr(keras.ops, keras_name)(x1, x2)
+
+        op.__name__ = keras_name
+        return op
+
+    maximum = _extreme("maximum", "min", "maximum")
+    minimum = _extreme("minimum", "max", "minimum")
+
+    def clip(self, x, x_min, x_max):
+        t = self._tensor
+        if (isinstance(x, t) and x.dtype == self._torch.float32
+                and all(_scalar(b) or (isinstance(b, t) and b.dtype == x.dtype)
+                        for b in (x_min, x_max))):
+            return self._torch.clip(x, min=x_min, max=x_max)
+        return keras.ops.clip(x, x_min, x_max)
+
+    def where(self, condition, x1, x2):
+        t = self._tensor
+        if (isinstance(condition, t) and condition.dtype == self._torch.bool
+                and isinstance(x1, t) and (isinstance(x2, t) or _scalar(x2))):
+            if _scalar(x2) and not x1.is_floating_point():
+                return keras.ops.where(condition, x1, x2)
+            return self._torch.where(condition, x1, x2)
+        return keras.ops.where(condition, x1, x2)
+
+    def reshape(self, x, newshape):
+        if isinstance(x, self._tensor):
+            return self._torch.reshape(x, tuple(newshape))
+        return keras.ops.reshape(x, newshape)
+
+    def expand_dims(self, x, axis):
+        if isinstance(x, self._tensor) and isinstance(axis, int):
+            return self._torch.unsqueeze(x, axis)
+        return keras.ops.expand_dims(x, axis)
+
+    def concatenate(self, xs, axis=0):
+        xs = list(xs)
+        if all(isinstance(x, self._tensor) for x in xs) and len({x.dtype for x in xs}) == 1:
+            return self._torch.cat(xs, dim=axis)
+        return keras.ops.concatenate(xs, axis=axis)
+
+    def sum(self, x, axis=None, keepdims=False):
+        if isinstance(x, self._tensor) and x.is_floating_point() and isinstance(axis, int):
+            return self._torch.sum(x, dim=axis, keepdim=keepdims)
+        return keras.ops.sum(x, axis=axis, keepdims=keepdims)
+
+    def max(self, x, axis=None, keepdims=False, initial=None):
+        if (isinstance(x, self._tensor) and x.is_floating_point() and isinstance(axis, int)
+                and initial is None):
+            return self._torch.amax(x, dim=axis, keepdim=keepdims)
+        return keras.ops.max(x, axis=axis, keepdims=keepdims, initial=initial)
+
+    def argmax(self, x, axis=None, keepdims=False):
+        if isinstance(x, self._tensor) and x.is_floating_point():
+            return self._torch.argmax(x, dim=axis, keepdim=keepdims).to(self._torch.int32)
+        return keras.ops.argmax(x, axis=axis, keepdims=keepdims)
+
+    def argsort(self, x, axis=-1):
+        if isinstance(x, self._tensor) and x.is_floating_point() and axis is not None:
+            return self._torch.argsort(x, dim=axis, stable=True).to(self._torch.int32)
+        return keras.ops.argsort(x, axis=axis)
+
+    def take(self, x, indices, axis=None):
+        t = self._tensor
+        if (isinstance(x, t) and isinstance(indices, t) and indices.ndim == 1
+                and axis is not None and not indices.is_floating_point()):
+            # Partner indices are in [0, batch): no negative index to wrap.
+            return self._torch.index_select(x, axis, indices.long())
+        return keras.ops.take(x, indices, axis=axis)
+
+    del _unary, _binary, _extreme
+
+
+_TORCH_OPS: _TorchKernelOps | None = None
+
+
 def kernel_ops():
     """The op namespace of the mixing kernel on the current backend."""
+    global _TORCH_OPS
+    if keras.backend.backend() == "torch":
+        if _TORCH_OPS is None:
+            _TORCH_OPS = _TorchKernelOps()
+        return _TORCH_OPS
     return KERNEL_OPS
 
 

@@ -105,3 +105,35 @@ def test_queued_events_are_on_disk_after_exit_or_crash_without_close(tmp_path, e
                           timeout=120, check=False)
     assert (proc.returncode != 0) == (ending == "crash"), proc.stderr
     assert read_scalars(tmp_path) == {"loss": [(3, 0.25)], "last": [(4, 7.0)]}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_histogram_counts_equal_numpys_also_on_bucket_edges(dtype, monkeypatch):
+    """The fast bucket counter gives np.histogram's counts exactly, values on the edges included."""
+    import keras_recipes.callbacks.event_writer as ew
+
+    monkeypatch.setattr(ew, "_BLOCK", 1000)  # several blocks, a partial last one
+    rng = np.random.default_rng(3)
+    cases = [
+        rng.standard_normal(10_007),
+        rng.uniform(-3, 7, 5_001),
+        np.linspace(0.0, 1.0, 3_001),  # many values on or next to an edge
+        rng.integers(-4, 5, 4_000).astype(float),  # ties on the edges of 9 buckets
+        1000.0 + rng.standard_normal(2_000) * 1e-3,  # narrow range, large offset
+        1e30 * rng.standard_normal(2_000),
+        np.array([-1.0, 1.0]),
+    ]
+    for values in cases:
+        values = values.astype(dtype)
+        lo, hi = float(values.min()), float(values.max())
+        # The edges themselves and their neighbours, one ulp either side.
+        edges = np.histogram_bin_edges(values, bins=9, range=(lo, hi)).astype(dtype)
+        near = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
+        values = np.concatenate([values, near[(near >= lo) & (near <= hi)]])
+        for bins in (1, 9, 30):
+            buckets, nonfinite = histogram_buckets(values, bins)
+            counts, ref_edges = np.histogram(values, bins=bins, range=(lo, hi))
+            np.testing.assert_array_equal(buckets[:, 2], counts)
+            np.testing.assert_array_equal(buckets[:, 0], ref_edges[:-1])
+            np.testing.assert_array_equal(buckets[:, 1], ref_edges[1:])
+            assert nonfinite == 0 and buckets[:, 2].sum() == values.size

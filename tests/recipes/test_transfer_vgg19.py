@@ -445,3 +445,38 @@ def test_mixed_precision_keeps_float32_logits_and_jit_flag(keras_backend):
 def test_distribute_kind_resolved_by_the_engine_table(given, keras_backend):
     ctx = recipe._distribute_context(given)
     assert (ctx.kind, ctx.num_replicas, ctx.is_chief) == ("none", 1, True)
+
+
+def test_weight_histograms_reuse_the_buckets_of_unchanged_weights(tmp_path, keras_backend):
+    """Frozen weights are not bucketed again; every histogram still equals np.histogram's."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    frozen = keras.layers.Dense(6, name="frozen", bias_initializer="random_normal")
+    head = keras.layers.Dense(3, name="head", bias_initializer="random_normal")
+    model = keras.Model(inputs, head(frozen(inputs)))
+    frozen.trainable = False
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype("float32")
+    y = np.random.default_rng(1).standard_normal((8, 3)).astype("float32")
+    callback = recipe.weight_histograms(str(tmp_path), 1)
+    callback.set_model(model)
+    expected = {}  # tag -> per-epoch values
+    for epoch in range(3):
+        model.train_on_batch(x, y)
+        callback.on_epoch_end(epoch)
+        for w in model.weights:
+            expected.setdefault(w.path + "/histogram", []).append(
+                np.array(keras.ops.convert_to_numpy(w.value)))
+    callback.on_train_end()
+
+    assert callback.reused == 2 * 2  # the frozen kernel and bias, at epochs 1 and 2
+    written = read_histograms(tmp_path / "train")
+    assert set(written) == set(expected)
+    for tag, per_epoch in expected.items():
+        assert [step for step, _ in written[tag]] == [0, 1, 2]
+        for (_, buckets), values in zip(written[tag], per_epoch, strict=True):
+            counts, edges = np.histogram(values, bins=30)  # independent reference
+            np.testing.assert_array_equal(buckets[:, 2], counts)
+            np.testing.assert_allclose(buckets[:, 0], edges[:-1], rtol=1e-6, atol=1e-7)
+    head_kernel = [b for _, b in written["head/kernel/histogram"]]
+    assert not np.array_equal(head_kernel[0], head_kernel[2])  # the trained weight changed
