@@ -14,12 +14,16 @@ For each backend (one framework per process), on a (128, 224, 224, 3) float32 ba
 and prints ratios (target: ours <= 1.1x floor, and faster than keras). It also times a
 training step of a small CNN (``fit`` on 32x32x3 images, 10 classes) with and without
 ``AugmentedModel(model, MixUp(...))`` (target: mixing adds <= 3%), in wall time and in
-process CPU time (the fair figure when other jobs share the CPU).
+process CPU time (the fair figure when other jobs share the CPU). Each repeat times one
+epoch of both models back to back; besides the ratio of the two medians it prints the
+median and quartiles of the per-repeat ratios (paired: a slow drift of the machine moves
+both members of a pair alike).
 
 Usage (from the repository root):
 
     python benchmarks/bench_mixing.py                      # all backends, one after another
     python benchmarks/bench_mixing.py --backends jax --repeats 5
+    python benchmarks/bench_mixing.py --backends torch --repeats 0 --model-repeats 21  # step only
     python benchmarks/bench_mixing.py --markdown benchmarks/results/mixing.md
 
 Timings on a shared CPU are noisy: variants are interleaved within each repeat, the
@@ -242,8 +246,9 @@ def _set_threads(backend, threads):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _time_interleaved(variants, args, repeats, sync, warmup=2, cpu=False):
-    """Median wall seconds per variant (and, with `cpu`, median process CPU seconds)."""
+def _time_interleaved(variants, args, repeats, sync, warmup=2, cpu=False, raw=False):
+    """Median wall seconds per variant (and, with `cpu`, median process CPU seconds);
+    with `raw`, the per-repeat lists instead of their medians."""
     import numpy as np
 
     for f in variants.values():
@@ -260,6 +265,8 @@ def _time_interleaved(variants, args, repeats, sync, warmup=2, cpu=False):
             sync(variants[name](*args))
             times[name].append(time.perf_counter() - start)
             cpu_times[name].append(time.process_time() - start_cpu)
+    if raw:
+        return (times, cpu_times) if cpu else times
     wall = {name: float(np.median(t)) for name, t in times.items()}
     return (wall, {name: float(np.median(t)) for name, t in cpu_times.items()}) if cpu else wall
 
@@ -328,17 +335,28 @@ def _model_benchmark(backend, args):
 
     # Wall time on a shared CPU is bimodal (other jobs take the core for whole epochs, both
     # variants alike), so the process CPU time is reported next to it.
-    med, med_cpu = _time_interleaved({name: (lambda m=m: epoch(m)) for name, m in models.items()},
-                                     (), args.model_repeats, lambda out: out, warmup=1, cpu=True)
+    times, cpu_times = _time_interleaved(
+        {name: (lambda m=m: epoch(m)) for name, m in models.items()}, (), args.model_repeats,
+        lambda out: out, warmup=1, cpu=True, raw=True)
+    med = {name: float(np.median(t)) for name, t in times.items()}
+    med_cpu = {name: float(np.median(t)) for name, t in cpu_times.items()}
+
+    def paired(t):
+        # Each repeat times both variants back to back: the ratio within a repeat cancels the
+        # slow drifts of a shared machine that the ratio of two medians keeps.
+        r = np.asarray(t["augmented"]) / np.asarray(t["plain"]) - 1
+        return [float(v) for v in np.percentile(r, [25, 50, 75])]
+
     return {"backend": backend, "plain_step_ms": 1e3 * med["plain"] / steps,
             "augmented_step_ms": 1e3 * med["augmented"] / steps,
             "plain_step_cpu_ms": 1e3 * med_cpu["plain"] / steps,
-            "augmented_step_cpu_ms": 1e3 * med_cpu["augmented"] / steps}
+            "augmented_step_cpu_ms": 1e3 * med_cpu["augmented"] / steps,
+            "paired_overhead": paired(times), "paired_cpu_overhead": paired(cpu_times)}
 
 
 def run_one(backend, args):
     _set_threads(backend, args.threads)
-    result = {"layers": _layers_benchmark(backend, args)}
+    result = {"layers": _layers_benchmark(backend, args) if args.repeats > 0 else []}
     if args.model_steps > 0:
         result["model"] = _model_benchmark(backend, args)
     print("RESULT " + json.dumps(result), flush=True)
@@ -369,8 +387,13 @@ def _table(results):
                 + (f"{r['ours_ms'] / keras_ms:.2f}x" if keras_ms else "-") + " |"
             )
     model_lines = ["| backend | plain step ms | AugmentedModel(MixUp) step ms | overhead | "
-                   "plain step CPU ms | AugmentedModel step CPU ms | CPU overhead |",
-                   "|---|---:|---:|---:|---:|---:|---:|"]
+                   "paired overhead, median [IQR] | plain step CPU ms | "
+                   "AugmentedModel step CPU ms | CPU overhead | paired CPU overhead [IQR] |",
+                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def iqr(q):
+        return f"{100 * q[1]:+.1f}% [{100 * q[0]:+.1f}, {100 * q[2]:+.1f}]"
+
     for res in results:
         m = res.get("model")
         if m:
@@ -378,8 +401,9 @@ def _table(results):
             over_cpu = m["augmented_step_cpu_ms"] / m["plain_step_cpu_ms"] - 1
             model_lines.append(f"| {m['backend']} | {m['plain_step_ms']:.1f} | "
                                f"{m['augmented_step_ms']:.1f} | {100 * over:+.1f}% | "
+                               f"{iqr(m['paired_overhead'])} | "
                                f"{m['plain_step_cpu_ms']:.1f} | {m['augmented_step_cpu_ms']:.1f} | "
-                               f"{100 * over_cpu:+.1f}% |")
+                               f"{100 * over_cpu:+.1f}% | {iqr(m['paired_cpu_overhead'])} |")
     return "\n".join(lines), "\n".join(model_lines)
 
 
@@ -389,7 +413,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--classes", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=11, help="timed calls per variant")
+    parser.add_argument("--repeats", type=int, default=11,
+                        help="timed calls per variant (0: skip the layer benchmark)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch / TF compute threads (1: also one XLA thread on jax)")
     parser.add_argument("--model-steps", type=int, default=10,

@@ -63,7 +63,10 @@ def parse_args(argv=None):
     p.add_argument("--histogram-freq", type=int, default=1,
                    help="the recipe's weight-histogram frequency (its default: 1)")
     p.add_argument("--mixed-precision", action="store_true")
-    p.add_argument("--variants", default="recipe,bare_fit,torch_loop")
+    p.add_argument("--variants", default="recipe,bare_fit,torch_loop",
+                   help="comma-separated; recipe-<Callback> is the recipe without that callback "
+                        "(e.g. recipe-GradientHistogram, recipe-RunCheckpoint, "
+                        "recipe-WeightHistograms), to attribute the overhead")
     return p.parse_args(argv)
 
 
@@ -215,21 +218,25 @@ def main(argv=None) -> int:
             self.times[-1] += time.perf_counter() - self.last
             self.cpu[-1] += time.process_time() - self.last_cpu
 
-    def keras_fit(with_callbacks: bool, run: int) -> list[float]:
+    def keras_fit(with_callbacks: bool, run: int, without: str = "") -> list[float]:
         r = recipe_mod.Recipe(cfg, None, None)
-        r.attach(plan, splits, True, tmp / f"run{run}-{int(with_callbacks)}")
+        r.attach(plan, splits, True, tmp / f"run{run}-{int(with_callbacks)}{without}")
         net, model, fp = r.build_model("transfer", None)
         train, steps, val, test, probe = r._pipelines(0, epochs)
         cbs = []
         if with_callbacks:
             cbs, chief, _ = r.make_callbacks("transfer", test, probe, None, fp)
             cbs = [*cbs, *chief]  # one process: every callback runs
+            if without:  # attribution: the recipe less one callback
+                cbs = [cb for cb in cbs if type(cb).__name__.lstrip("_") != without]
             for cb in cbs:  # time each callback's end-of-epoch work
-                _time_epoch_end(cb, epoch_end_seconds)
+                _time_epoch_end(cb, epoch_end_seconds if not without else {})
         timer = EpochTimer()
         model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=val,
                   callbacks=[*cbs, timer], shuffle=False, verbose=0)
-        cpu_times["recipe" if with_callbacks else "bare_fit"] += timer.cpu[1:]
+        name = "bare_fit" if not with_callbacks else f"recipe-{without}" if without else "recipe"
+        cpu_times.setdefault(name, [])
+        cpu_times[name] += timer.cpu[1:]
         return timer.times[1:]
 
     epoch_end_seconds: dict[str, list[float]] = {}
@@ -277,6 +284,12 @@ def main(argv=None) -> int:
         "torch_loop": torch_loop,
     }
     variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        if v.startswith("recipe-"):  # e.g. recipe-GradientHistogram
+            runners[v] = lambda i, cb=v.removeprefix("recipe-"): keras_fit(True, i, cb)
+        elif v not in runners:
+            raise SystemExit(f"--variants: unknown variant {v!r}; expected one of "
+                             f"{sorted(runners)} or recipe-<callback class name>")
     times: dict[str, list[float]] = {v: [] for v in variants}
     cpu_times: dict[str, list[float]] = {v: [] for v in runners}
     for rep in range(args.repeats):
@@ -303,6 +316,11 @@ def main(argv=None) -> int:
         return f"{med[a] / med[b]:.3f}" if a in med and b in med else "n/a"
 
     print(f"\nrecipe / bare_fit:     {ratio('recipe', 'bare_fit')}   (target <= 1.05)")
+    for v in variants:
+        if v.startswith("recipe-"):
+            print(f"recipe / {v}: {ratio('recipe', v)} (wall), "
+                  f"{cpu_med['recipe'] / cpu_med[v]:.3f} (CPU): the share of "
+                  f"{v[len('recipe-'):]}" if "recipe" in cpu_med else "")
     print(f"bare_fit / torch_loop: {ratio('bare_fit', 'torch_loop')}")
     print(f"recipe / torch_loop:   {ratio('recipe', 'torch_loop')}")
 

@@ -852,7 +852,7 @@ class Recipe:
             with np.load(head_file) as z:
                 _assign(head_vars, [z[f"v{i}"] for i in range(len(z.files))], "head")
         elif self.writes:
-            _savez(head_file, _to_numpy(v.value for v in head_vars))
+            _savez(head_file, [keras.ops.convert_to_numpy(v.value) for v in head_vars])
         fp = runs.fingerprint([keras.ops.convert_to_numpy(v.value) for v in head_vars])
         return net, self._compile_model(net, lr), fp
 
@@ -1027,7 +1027,6 @@ class Recipe:
 # ------------------------------------------------------------ checkpoint callback
 def _make_checkpoint_class():
     import keras
-    import numpy as np
 
     from keras_recipes.callbacks.event_writer import EventWriter
 
@@ -1035,13 +1034,16 @@ def _make_checkpoint_class():
         """Per-epoch checkpoint, resume, best model, phase summaries and NaN guard.
 
         At the end of every epoch it writes ``state/<variant>/epoch-NNNN/`` atomically
-        (a temporary folder renamed): ``model.npz`` (every model variable, seed
-        states included), ``optimizer.npz`` (the optimizer in use, whatever
-        ``UnfreezeSchedule`` made it), ``best.npz`` (weights of the best epoch by
-        val top-1) and ``state.json`` (epoch, history, the states of
-        ``UnfreezeSchedule``, ``EarlyStopping``...). A resumed run restores the
-        weights before ``fit`` and, at ``on_train_begin`` (after the other
-        callbacks have re-applied their state), the optimizer variables.
+        (a temporary folder renamed): ``model/`` (every model variable, seed
+        states included), ``optimizer/`` (the optimizer in use, whatever
+        ``UnfreezeSchedule`` made it), ``best/`` (weights of the best epoch by
+        val top-1), one ``vNNNNN.npy`` file per variable, and ``state.json``
+        (epoch, history, the states of ``UnfreezeSchedule``, ``EarlyStopping``...).
+        A variable whose value has not changed since the previous checkpoint (the
+        frozen backbone during the head phase) is a hard link to the previous
+        checkpoint's file, not a new copy. A resumed run restores the weights
+        before ``fit`` and, at ``on_train_begin`` (after the other callbacks have
+        re-applied their state), the optimizer variables.
         """
 
         def __init__(self, recipe, variant, phases, stateful, test, resume, head_fingerprint):
@@ -1072,16 +1074,13 @@ def _make_checkpoint_class():
             self._writer = None
             self._write_error = None
             self._best_arrays = None
+            self._last = {}  # "model"/"optimizer" -> host copies of the last checkpoint's values
             if resume is not None:
-                best = Path(resume["dir"]) / "best.npz"
-                if best.is_file():
-                    with np.load(best) as z:
-                        self._best_arrays = [z[f"v{i}"] for i in range(len(z.files))]
+                self._best_arrays = _load_arrays(Path(resume["dir"]), "best")
 
         # ---------------------------------------------------------- resume
         def restore_before_fit(self, model):
-            with np.load(Path(self.resume["dir"]) / "model.npz") as z:
-                values = [z[f"v{i}"] for i in range(len(z.files))]
+            values = _load_arrays(Path(self.resume["dir"]), "model") or []
             _assign(model.variables, values, "model")
             for key, cb in self.stateful.items():
                 state = self.resume.get("callbacks", {}).get(key)
@@ -1096,8 +1095,7 @@ def _make_checkpoint_class():
             opt = self.model.optimizer
             if not opt.built:
                 opt.build(self.model.trainable_variables)
-            with np.load(Path(self.resume["dir"]) / "optimizer.npz") as z:
-                values = [z[f"v{i}"] for i in range(len(z.files))]
+            values = _load_arrays(Path(self.resume["dir"]), "optimizer") or []
             _assign(opt.variables, values, "optimizer")
             self.resume = None
 
@@ -1158,9 +1156,7 @@ def _make_checkpoint_class():
                 self.best = {"epoch": epoch + 1, "val_top1": val,
                              "val_top5": record.get("val_top5"),
                              "val_loss": record.get("val_loss")}
-                self._best_arrays = [
-                    np.asarray(keras.ops.convert_to_numpy(v.value))
-                    for v in self.model.variables]
+                self._best_arrays = _to_numpy(v.value for v in self.model.variables)
                 best_changed = True
             else:
                 best_changed = False
@@ -1227,8 +1223,8 @@ def _make_checkpoint_class():
             """
             if not self.recipe.writes:  # another process of a --distribute run
                 return
-            model_values = _to_numpy(v.value for v in self.model.variables)
-            opt_values = _to_numpy(v.value for v in self.model.optimizer.variables)
+            model_values = self._snapshot("model", self.model.variables)
+            opt_values = self._snapshot("optimizer", self.model.optimizer.variables)
             state = json.loads(json.dumps({
                 "variant": self.variant,
                 "epoch": epoch,
@@ -1249,22 +1245,39 @@ def _make_checkpoint_class():
                 name="checkpoint-writer", daemon=True)
             self._writer.start()
 
+        def _snapshot(self, kind, variables):
+            """``(values, changed)``: host copies, each flagged as changed since the last
+            checkpoint or not (then its file is linked, not written again)."""
+            last = self._last.get(kind, [])
+            values = []
+            for i, v in enumerate(variables):
+                a = keras.ops.convert_to_numpy(v.value)
+                prev = last[i] if i < len(last) else None
+                if prev is not None and _same_values(a, prev):
+                    values.append((prev, False))
+                else:
+                    values.append((_own_copy(a), True))
+            self._last[kind] = [a for a, _ in values]
+            return values
+
         def _write(self, epoch, model_values, opt_values, best, state):
             try:
                 tmp = self.dir / f".epoch-{epoch:04d}.tmp"
                 if tmp.exists():
                     shutil.rmtree(tmp)
                 tmp.mkdir()
-                _savez(tmp / "model.npz", model_values)
-                _savez(tmp / "optimizer.npz", opt_values)
                 prev = _latest_checkpoint(self.dir)
+                _save_arrays(tmp / "model", model_values, prev and prev / "model")
+                _save_arrays(tmp / "optimizer", opt_values, prev and prev / "optimizer")
                 # Hard links, not copies: the best weights are this epoch's or an earlier one's.
                 if best is None and self._best_arrays is not None:
-                    os.link(tmp / "model.npz", tmp / "best.npz")
-                elif prev is not None and (prev / "best.npz").is_file():
+                    _link_arrays(tmp / "model", tmp / "best")
+                elif prev is not None and (prev / "best").is_dir():
+                    _link_arrays(prev / "best", tmp / "best")
+                elif prev is not None and (prev / "best.npz").is_file():  # an older layout
                     os.link(prev / "best.npz", tmp / "best.npz")
                 elif best is not None:
-                    _savez(tmp / "best.npz", best)
+                    _save_arrays(tmp / "best", [(a, True) for a in best], None)
                 _atomic_json(tmp / "state.json", state)
                 final = self.dir / f"epoch-{epoch:04d}"
                 if final.exists():
@@ -1338,7 +1351,6 @@ def _make_checkpoint_class():
 
 def _make_weight_histograms_class():
     import keras
-    import numpy as np
 
     from keras_recipes.callbacks.event_writer import EventWriter, histogram_buckets
 
@@ -1367,14 +1379,13 @@ def _make_weight_histograms_class():
             weights = []  # (tag, values to bucket, or None: unchanged)
             for w in self.model.weights:
                 tag = w.path.replace(":", "_") + "/histogram"
-                values = np.asarray(keras.ops.convert_to_numpy(w.value))
+                values = keras.ops.convert_to_numpy(w.value)
                 last = self._last.get(tag)
                 if last is not None and _same_values(values, last):
                     weights.append((tag, None))
                     self.reused += 1
                     continue
-                # A copy (np.array), as torch updates its CPU tensors in place later on.
-                values = np.array(values)
+                values = _own_copy(values)  # not a view that training updates in place
                 self._last[tag] = values
                 weights.append((tag, values))
             cache = self._buckets
@@ -1532,12 +1543,57 @@ def _latest_checkpoint(folder: Path):
     return done[-1] if done else None
 
 
+def _own_copy(array):
+    """`array` if it owns its memory (``keras.ops.convert_to_numpy`` copies on torch
+    and jax), else a copy (a view of a framework buffer that may be updated in place)."""
+    import numpy as np
+
+    return array if array.flags.owndata else np.array(array)
+
+
 def _to_numpy(values) -> list:
     """Host copies of tensors (snapshots: later in-place updates do not reach them)."""
     import keras
+
+    return [_own_copy(keras.ops.convert_to_numpy(v)) for v in values]
+
+
+def _array_file(folder: Path, i: int) -> Path:
+    return folder / f"v{i:05d}.npy"
+
+
+def _save_arrays(folder: Path, values, previous) -> None:
+    """One ``.npy`` per ``(array, changed)``; unchanged ones hard-linked from `previous`."""
     import numpy as np
 
-    return [np.array(keras.ops.convert_to_numpy(v)) for v in values]
+    folder.mkdir()
+    for i, (array, changed) in enumerate(values):
+        path = _array_file(folder, i)
+        if not changed and previous is not None and _array_file(previous, i).is_file():
+            os.link(_array_file(previous, i), path)
+        else:
+            with open(path, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+
+
+def _link_arrays(source: Path, folder: Path) -> None:
+    folder.mkdir()
+    for path in sorted(source.glob("v*.npy")):
+        os.link(path, folder / path.name)
+
+
+def _load_arrays(checkpoint: Path, kind: str):
+    """The arrays of ``checkpoint/kind/`` (or of an older ``kind.npz``); None if absent."""
+    import numpy as np
+
+    folder = checkpoint / kind
+    if folder.is_dir():
+        count = len(list(folder.glob("v*.npy")))
+        return [np.load(_array_file(folder, i), allow_pickle=False) for i in range(count)]
+    if (checkpoint / f"{kind}.npz").is_file():
+        with np.load(checkpoint / f"{kind}.npz") as z:
+            return [z[f"v{i}"] for i in range(len(z.files))]
+    return None
 
 
 def _savez(path: Path, arrays: list) -> None:

@@ -96,7 +96,9 @@ def _host(variable) -> np.ndarray:
     ``keras.ops.convert_to_numpy`` cannot read ("object __array__ method not
     producing an array"); its tensor is the primary replica's value.
     """
-    return np.array(keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(variable)))
+    value = keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(variable))
+    # convert_to_numpy copies on torch and jax; a view of a framework buffer is copied here.
+    return value if value.flags.owndata else np.array(value)
 
 
 def _norm(array: np.ndarray) -> float:

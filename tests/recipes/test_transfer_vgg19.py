@@ -480,3 +480,35 @@ def test_weight_histograms_reuse_the_buckets_of_unchanged_weights(tmp_path, kera
             np.testing.assert_allclose(buckets[:, 0], edges[:-1], rtol=1e-6, atol=1e-7)
     head_kernel = [b for _, b in written["head/kernel/histogram"]]
     assert not np.array_equal(head_kernel[0], head_kernel[2])  # the trained weight changed
+
+
+def test_checkpoint_links_unchanged_variables_and_reloads_every_value(tmp_path, keras_backend):
+    """A variable equal to the last checkpoint's is hard-linked, not written again."""
+    from types import SimpleNamespace
+
+    frozen = keras.Variable(np.arange(6, dtype="float32").reshape(2, 3), trainable=False)
+    trained = keras.Variable(np.ones(4, "float32"))
+    step = keras.Variable(0, dtype="int64", trainable=False)
+    cls = recipe._make_checkpoint_class()
+    fake = SimpleNamespace(_last={})
+    folders = []
+    for epoch in range(3):
+        values = cls._snapshot(fake, "model", [frozen, trained, step])
+        assert [changed for _, changed in values] == (
+            [True, True, True] if epoch == 0 else [False, True, True])
+        folder = tmp_path / f"epoch-{epoch}"
+        folder.mkdir()
+        recipe._save_arrays(folder / "model", values, folders[-1] / "model" if folders else None)
+        folders.append(folder)
+        loaded = recipe._load_arrays(folder, "model")
+        for got, var in zip(loaded, (frozen, trained, step), strict=True):
+            np.testing.assert_array_equal(got, keras.ops.convert_to_numpy(var.value))
+        trained.assign(trained.value * 2.0)  # what an optimizer step does, in place on torch
+        step.assign(epoch + 1)
+    first, last = (recipe._array_file(f / "model", 0) for f in (folders[0], folders[-1]))
+    assert os.path.samefile(first, last)  # the frozen weight: one file, linked
+    assert not os.path.samefile(recipe._array_file(folders[0] / "model", 1),
+                                recipe._array_file(folders[1] / "model", 1))
+    # The snapshot of epoch 0 kept its values although `trained` was updated afterwards.
+    np.testing.assert_array_equal(recipe._load_arrays(folders[0], "model")[1], np.ones(4))
+    assert recipe._load_arrays(tmp_path, "absent") is None
