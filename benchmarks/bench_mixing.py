@@ -13,17 +13,22 @@ For each backend (one framework per process), on a (128, 224, 224, 3) float32 ba
 
 and prints ratios (target: ours <= 1.1x floor, and faster than keras). It also times a
 training step of a small CNN (``fit`` on 32x32x3 images, 10 classes) with and without
-``AugmentedModel(model, MixUp(...))`` (target: mixing adds <= 3%), in wall time and in
+``AugmentedModel(model, MixUp(...))`` (target: mixing adds <= 3%), and of a control,
+``AugmentedModel`` with an identity augmentation (no work: its difference from the plain
+step is the spread of the measurement itself), in wall time and in
 process CPU time (the fair figure when other jobs share the CPU). Each repeat times one
 epoch of both models back to back; besides the ratio of the two medians it prints the
 median and quartiles of the per-repeat ratios (paired: a slow drift of the machine moves
-both members of a pair alike).
+both members of a pair alike), and the median of the single steps of each model (each step
+timed from batch begin to batch end, hundreds of them: the figure least moved by a slow
+epoch; on JAX, which dispatches asynchronously, it is the steady-state rate).
 
 Usage (from the repository root):
 
     python benchmarks/bench_mixing.py                      # all backends, one after another
     python benchmarks/bench_mixing.py --backends jax --repeats 5
     python benchmarks/bench_mixing.py --backends torch --repeats 0 --model-repeats 21  # step only
+    python benchmarks/bench_mixing.py --backends torch --repeats 0 --tuned-malloc  # no page churn
     python benchmarks/bench_mixing.py --markdown benchmarks/results/mixing.md
 
 Timings on a shared CPU are noisy: variants are interleaved within each repeat, the
@@ -324,25 +329,71 @@ def _model_benchmark(backend, args):
             keras.layers.Flatten(), keras.layers.Dense(k, activation="softmax"),
         ])
 
-    models = {"plain": cnn(), "augmented": AugmentedModel(cnn(), MixUp(alpha=0.2, seed=0))}
+    # One network, trained through both: the same weight tensors in the same memory, so a
+    # difference of layout between two instances cannot pass for the cost of mixing.
+    base = cnn()
+
+    class Identity(keras.layers.Layer):
+        """The control: an augmentation that returns its inputs (no work at all)."""
+
+        def call(self, x, y=None, training=None):
+            return x, y
+
+    models = {"plain": base, "augmented": AugmentedModel(base, MixUp(alpha=0.2, seed=0)),
+              "control": AugmentedModel(base, Identity())}
     for m in models.values():
         m.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy",
                   jit_compile=backend != "torch")
         m.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # compile
 
-    def epoch(m):
-        return m.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    class StepTimer(keras.callbacks.Callback):
+        """Wall time of each training step (batch begin to batch end), first of an epoch dropped:
+        a median over hundreds of steps is not moved by the odd slow epoch of a shared CPU."""
+
+        def __init__(self):
+            super().__init__()
+            self.steps = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch > 0:
+                self.steps.append(time.perf_counter() - self._start)
+
+    timers = {name: StepTimer() for name in models}
+    in_step = []  # torch: wall time of the augmentation inside each training step
+    if backend == "torch":
+        # Eager on the CPU: the augmentation's own share of the step can be timed directly
+        # (call, argument unpacking and packing included); compiled backends fuse it.
+        from keras_recipes.backend import train_step as ts
+
+        augment = ts.augment_batch
+
+        def timed_augment(model, data):
+            start = time.perf_counter()
+            out = augment(model, data)
+            if model is models["augmented"]:  # not the control
+                in_step.append(time.perf_counter() - start)
+            return out
+
+        ts.augment_batch = timed_augment
+
+    def epoch(m, name):
+        return m.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0,
+                     callbacks=[timers[name]])
 
     # Wall time on a shared CPU is bimodal (other jobs take the core for whole epochs, both
     # variants alike), so the process CPU time is reported next to it.
     times, cpu_times = _time_interleaved(
-        {name: (lambda m=m: epoch(m)) for name, m in models.items()}, (), args.model_repeats,
+        {name: (lambda m=m, name=name: epoch(m, name)) for name, m in models.items()}, (),
+        args.model_repeats,
         lambda out: out, warmup=1, cpu=True, raw=True)
     med = {name: float(np.median(t)) for name, t in times.items()}
     med_cpu = {name: float(np.median(t)) for name, t in cpu_times.items()}
 
     def paired(t):
-        # Each repeat times both variants back to back: the ratio within a repeat cancels the
+        # Each repeat times the variants back to back: the ratio within a repeat cancels the
         # slow drifts of a shared machine that the ratio of two medians keeps.
         r = np.asarray(t["augmented"]) / np.asarray(t["plain"]) - 1
         return [float(v) for v in np.percentile(r, [25, 50, 75])]
@@ -351,7 +402,12 @@ def _model_benchmark(backend, args):
             "augmented_step_ms": 1e3 * med["augmented"] / steps,
             "plain_step_cpu_ms": 1e3 * med_cpu["plain"] / steps,
             "augmented_step_cpu_ms": 1e3 * med_cpu["augmented"] / steps,
-            "paired_overhead": paired(times), "paired_cpu_overhead": paired(cpu_times)}
+            "paired_overhead": paired(times), "paired_cpu_overhead": paired(cpu_times),
+            "step_median_ms": {name: 1e3 * float(np.median(t.steps)) for name, t in timers.items()},
+            "step_count": min(len(t.steps) for t in timers.values()),
+            "control_step_ms": 1e3 * med["control"] / steps,
+            "control_cpu_ms": 1e3 * med_cpu["control"] / steps,
+            "in_step_ms": 1e3 * float(np.median(in_step)) if in_step else None}
 
 
 def run_one(backend, args):
@@ -386,10 +442,12 @@ def _table(results):
                 + (f"{keras_ms / r['floor_ms']:.2f}x" if keras_ms else "-") + " | "
                 + (f"{r['ours_ms'] / keras_ms:.2f}x" if keras_ms else "-") + " |"
             )
+    notes = []
     model_lines = ["| backend | plain step ms | AugmentedModel(MixUp) step ms | overhead | "
                    "paired overhead, median [IQR] | plain step CPU ms | "
-                   "AugmentedModel step CPU ms | CPU overhead | paired CPU overhead [IQR] |",
-                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                   "AugmentedModel step CPU ms | CPU overhead | paired CPU overhead [IQR] | "
+                   "median single step, plain / augmented ms (steps each) | step overhead |",
+                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def iqr(q):
         return f"{100 * q[1]:+.1f}% [{100 * q[0]:+.1f}, {100 * q[2]:+.1f}]"
@@ -399,12 +457,31 @@ def _table(results):
         if m:
             over = m["augmented_step_ms"] / m["plain_step_ms"] - 1
             over_cpu = m["augmented_step_cpu_ms"] / m["plain_step_cpu_ms"] - 1
+            step_over = m["step_median_ms"]["augmented"] / m["step_median_ms"]["plain"] - 1
             model_lines.append(f"| {m['backend']} | {m['plain_step_ms']:.1f} | "
                                f"{m['augmented_step_ms']:.1f} | {100 * over:+.1f}% | "
                                f"{iqr(m['paired_overhead'])} | "
                                f"{m['plain_step_cpu_ms']:.1f} | {m['augmented_step_cpu_ms']:.1f} | "
-                               f"{100 * over_cpu:+.1f}% | {iqr(m['paired_cpu_overhead'])} |")
-    return "\n".join(lines), "\n".join(model_lines)
+                               f"{100 * over_cpu:+.1f}% | {iqr(m['paired_cpu_overhead'])} | "
+                               f"{m['step_median_ms']['plain']:.1f} / "
+                               f"{m['step_median_ms']['augmented']:.1f} ({m['step_count']}) | "
+                               f"{100 * step_over:+.1f}% |")
+            if "control_step_ms" in m:
+                step_ms = m["step_median_ms"]
+                notes.append(
+                    f"{m['backend']}: control, AugmentedModel with an identity augmentation (no "
+                    f"work): {100 * (m['control_step_ms'] / m['plain_step_ms'] - 1):+.1f}% wall, "
+                    f"{100 * (m['control_cpu_ms'] / m['plain_step_cpu_ms'] - 1):+.1f}% CPU, "
+                    f"single-step median "
+                    f"{100 * (step_ms['control'] / step_ms['plain'] - 1):+.1f}%"
+                    " vs plain: the spread of this measurement")
+            if m.get("in_step_ms"):
+                notes.append(
+                    f"{m['backend']}: the augmentation inside the step (timed directly, eager): "
+                    f"median {m['in_step_ms']:.2f} ms = "
+                    f"{100 * m['in_step_ms'] / m['step_median_ms']['plain']:.1f}% of the median "
+                    "plain step")
+    return "\n".join(lines), "\n".join(model_lines + ([""] + notes if notes else []))
 
 
 def main(argv=None):
@@ -420,6 +497,11 @@ def main(argv=None):
     parser.add_argument("--model-steps", type=int, default=10,
                         help="steps per timed epoch of the CNN benchmark (0: skip it)")
     parser.add_argument("--model-repeats", type=int, default=5)
+    parser.add_argument("--tuned-malloc", action="store_true",
+                        help="run the workers with glibc's mmap and trim thresholds raised "
+                             "(MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_): large tensors "
+                             "are then reused from the heap instead of being mapped, faulted "
+                             "in and unmapped at every step")
     parser.add_argument("--markdown", default=None, help="also write the tables here")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # worker mode
     args = parser.parse_args(argv)
@@ -434,6 +516,8 @@ def main(argv=None):
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if args.tuned_malloc:  # read by glibc at process start
+            env.update(MALLOC_MMAP_THRESHOLD_=str(2**32), MALLOC_TRIM_THRESHOLD_=str(2**36))
         if backend == "jax" and args.threads == 1:  # XLA's CPU thread pool: one thread
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
                                 " intra_op_parallelism_threads=1").strip()
@@ -453,7 +537,9 @@ def main(argv=None):
         f"{os.cpu_count()} CPU cores, shared with other jobs (load average 1/5/15 min: "
         f"{load_before} before, {_load()} after). Keras {keras.__version__}, "
         f"{args.threads} compute thread(s) for torch/TF"
-        + (" and XLA" if args.threads == 1 else "") + f", median of {args.repeats} interleaved "
+        + (" and XLA" if args.threads == 1 else "")
+        + (", glibc malloc thresholds raised (--tuned-malloc)" if args.tuned_malloc else "")
+        + f", median of {args.repeats} interleaved "
         f"calls per variant, batch ({args.batch}, {args.size}, {args.size}, 3) float32, "
         f"labels ({args.batch}, {args.classes}) one-hot."
     )

@@ -284,9 +284,12 @@ def main(argv=None) -> int:
         "torch_loop": torch_loop,
     }
     variants = [v for v in args.variants.split(",") if v]
+    def without(callback_name):
+        return lambda i: keras_fit(True, i, callback_name)
+
     for v in variants:
         if v.startswith("recipe-"):  # e.g. recipe-GradientHistogram
-            runners[v] = lambda i, cb=v.removeprefix("recipe-"): keras_fit(True, i, cb)
+            runners[v] = without(v.removeprefix("recipe-"))
         elif v not in runners:
             raise SystemExit(f"--variants: unknown variant {v!r}; expected one of "
                              f"{sorted(runners)} or recipe-<callback class name>")
