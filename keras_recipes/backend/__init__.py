@@ -6,6 +6,7 @@ a ``{"torch": ..., "tensorflow": ..., "jax": ...}`` table.
 """
 
 from keras_recipes.backend.compilation import allow_jit, prefer_fast_compilation
+from keras_recipes.backend.convolution import fast_small_convolutions
 from keras_recipes.backend.device import (
     accelerator,
     device_description,
@@ -20,6 +21,7 @@ __all__ = [
     "allow_jit",
     "clone_optimizer",
     "device_description",
+    "fast_small_convolutions",
     "loss_and_gradients",
     "mixed_precision_policy",
     "prefer_fast_compilation",
