@@ -194,14 +194,11 @@ class _TorchKernelOps(_KernelOps):
 
     def __init__(self):
         import torch
+        from keras.src.backend.torch.core import to_torch_dtype
 
         self._torch = torch
         self._tensor = torch.Tensor
-
-    def _dtype(self, dtype):
-        from keras.src.backend.torch.core import to_torch_dtype
-
-        return to_torch_dtype(dtype)
+        self._dtype = to_torch_dtype
 
     def convert_to_tensor(self, x, dtype=None):
         if isinstance(x, self._tensor):
@@ -333,17 +330,17 @@ class _TorchKernelOps(_KernelOps):
     del _unary, _binary, _extreme
 
 
-_TORCH_OPS: _TorchKernelOps | None = None
+_OPS_CLASSES: dict[str, type] = {"torch": _TorchKernelOps}  # elsewhere: KERNEL_OPS
+_OPS: dict[str, _KernelOps] = {}
 
 
 def kernel_ops():
     """The op namespace of the mixing kernel on the current backend."""
-    global _TORCH_OPS
-    if keras.backend.backend() == "torch":
-        if _TORCH_OPS is None:
-            _TORCH_OPS = _TorchKernelOps()
-        return _TORCH_OPS
-    return KERNEL_OPS
+    backend = keras.backend.backend()
+    if backend not in _OPS:
+        make = _OPS_CLASSES.get(backend)
+        _OPS[backend] = KERNEL_OPS if make is None else make()
+    return _OPS[backend]
 
 
 # --------------------------------------------------------------------------
