@@ -235,7 +235,6 @@ def main(argv=None) -> int:
         model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=val,
                   callbacks=[*cbs, timer], shuffle=False, verbose=0)
         name = "bare_fit" if not with_callbacks else f"recipe-{without}" if without else "recipe"
-        cpu_times.setdefault(name, [])
         cpu_times[name] += timer.cpu[1:]
         return timer.times[1:]
 
@@ -284,6 +283,7 @@ def main(argv=None) -> int:
         "torch_loop": torch_loop,
     }
     variants = [v for v in args.variants.split(",") if v]
+
     def without(callback_name):
         return lambda i: keras_fit(True, i, callback_name)
 
@@ -323,7 +323,7 @@ def main(argv=None) -> int:
         if v.startswith("recipe-"):
             print(f"recipe / {v}: {ratio('recipe', v)} (wall), "
                   f"{cpu_med['recipe'] / cpu_med[v]:.3f} (CPU): the share of "
-                  f"{v[len('recipe-'):]}" if "recipe" in cpu_med else "")
+                  f"{v.removeprefix('recipe-')}" if "recipe" in cpu_med else "")
     print(f"bare_fit / torch_loop: {ratio('bare_fit', 'torch_loop')}")
     print(f"recipe / torch_loop:   {ratio('recipe', 'torch_loop')}")
 

@@ -1032,6 +1032,7 @@ class Recipe:
 def _make_checkpoint_class():
     import keras
 
+    from keras_recipes.backend import to_host
     from keras_recipes.callbacks.event_writer import EventWriter
 
     class _RunCheckpoint(keras.callbacks.Callback):
@@ -1255,12 +1256,12 @@ def _make_checkpoint_class():
             last = self._last.get(kind, [])
             values = []
             for i, v in enumerate(variables):
-                a = keras.ops.convert_to_numpy(v.value)
+                a = to_host(v.value)
                 prev = last[i] if i < len(last) else None
                 if prev is not None and _same_values(a, prev):
                     values.append((prev, False))
                 else:
-                    values.append((_own_copy(a), True))
+                    values.append((a, True))
             self._last[kind] = [a for a, _ in values]
             return values
 
@@ -1356,6 +1357,7 @@ def _make_checkpoint_class():
 def _make_weight_histograms_class():
     import keras
 
+    from keras_recipes.backend import to_host
     from keras_recipes.callbacks.event_writer import EventWriter, histogram_buckets
 
     class _WeightHistograms(keras.callbacks.Callback):
@@ -1383,13 +1385,12 @@ def _make_weight_histograms_class():
             weights = []  # (tag, values to bucket, or None: unchanged)
             for w in self.model.weights:
                 tag = w.path.replace(":", "_") + "/histogram"
-                values = keras.ops.convert_to_numpy(w.value)
+                values = to_host(w.value)  # not a view that training updates in place
                 last = self._last.get(tag)
                 if last is not None and _same_values(values, last):
                     weights.append((tag, None))
                     self.reused += 1
                     continue
-                values = _own_copy(values)  # not a view that training updates in place
                 self._last[tag] = values
                 weights.append((tag, values))
             cache = self._buckets
@@ -1547,19 +1548,11 @@ def _latest_checkpoint(folder: Path):
     return done[-1] if done else None
 
 
-def _own_copy(array):
-    """`array` if it owns its memory (``keras.ops.convert_to_numpy`` copies on torch
-    and jax), else a copy (a view of a framework buffer that may be updated in place)."""
-    import numpy as np
-
-    return array if array.flags.owndata else np.array(array)
-
-
 def _to_numpy(values) -> list:
     """Host copies of tensors (snapshots: later in-place updates do not reach them)."""
-    import keras
+    from keras_recipes.backend import to_host
 
-    return [_own_copy(keras.ops.convert_to_numpy(v)) for v in values]
+    return [to_host(v) for v in values]
 
 
 def _array_file(folder: Path, i: int) -> Path:

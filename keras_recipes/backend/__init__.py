@@ -12,6 +12,7 @@ from keras_recipes.backend.device import (
     device_description,
     mixed_precision_policy,
     set_num_threads,
+    to_host,
 )
 from keras_recipes.backend.gradients import loss_and_gradients
 from keras_recipes.backend.retrain import clone_optimizer, rebuild_optimizer
@@ -27,4 +28,5 @@ __all__ = [
     "prefer_fast_compilation",
     "rebuild_optimizer",
     "set_num_threads",
+    "to_host",
 ]

@@ -225,11 +225,7 @@ class _TorchKernelOps(_KernelOps):
 
     sqrt, log, exp = _unary("sqrt"), _unary("log"), _unary("exp")
     cos, sin, sigmoid, floor = _unary("cos"), _unary("sin"), _unary("sigmoid"), _unary("floor")
-
-    def round(self, x):
-        if isinstance(x, self._tensor) and x.is_floating_point():
-            return self._torch.round(x)
-        return keras.ops.round(x)
+    round = _unary("round")
 
     def _binary(torch_name, keras_name):  # noqa: N805
         def op(self, x1, x2):

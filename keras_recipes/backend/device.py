@@ -15,7 +15,9 @@ from collections.abc import Callable
 
 from keras_recipes.backend.dispatch import for_backend
 
-__all__ = ["accelerator", "device_description", "mixed_precision_policy", "set_num_threads"]
+__all__ = [
+    "accelerator", "device_description", "mixed_precision_policy", "set_num_threads", "to_host",
+]
 
 
 def _cpu_name() -> str:
@@ -163,3 +165,25 @@ def set_num_threads(n: int) -> None:
             f"Invalid value for argument `n`. Expected an int >= 1. Received: n={n!r}"
         )
     for_backend(_THREADS)(n)
+
+
+def to_host(value):
+    """A NumPy copy of a tensor (or variable value) that no later in-place update reaches.
+
+    ``keras.ops.convert_to_numpy`` already copies on torch and jax; where it
+    returns a view of a framework buffer, the view is copied. One copy either way.
+
+    Example:
+
+    >>> import keras
+    >>> v = keras.Variable([1.0, 2.0])
+    >>> snapshot = to_host(v.value)
+    >>> _ = v.assign([5.0, 6.0])  # in place on torch
+    >>> snapshot.tolist()
+    [1.0, 2.0]
+    """
+    import keras
+    import numpy as np
+
+    array = keras.ops.convert_to_numpy(value)
+    return array if array.flags.owndata else np.array(array)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_recipes.backend import loss_and_gradients
+from keras_recipes.backend import loss_and_gradients, to_host
 from keras_recipes.backend.gradient_capture import capture_gradients, distribution_loss_scale
 from keras_recipes.callbacks.event_writer import EventWriter, histogram_buckets
 
@@ -96,9 +96,7 @@ def _host(variable) -> np.ndarray:
     ``keras.ops.convert_to_numpy`` cannot read ("object __array__ method not
     producing an array"); its tensor is the primary replica's value.
     """
-    value = keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(variable))
-    # convert_to_numpy copies on torch and jax; a view of a framework buffer is copied here.
-    return value if value.flags.owndata else np.array(value)
+    return to_host(keras.ops.convert_to_tensor(variable))
 
 
 def _norm(array: np.ndarray) -> float:
