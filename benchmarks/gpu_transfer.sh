@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # GPU check of recipes/transfer_vgg19.py at 224x224, in at most 8 minutes.
 #
-# For the torch and tensorflow backends, each in float32 and with --mixed-precision
-# (mixed_float16 on a GPU): a short real run of the recipe at 224x224 on the bundled digits
-# (nothing downloaded: VGG19 trained on digits 0-4 as the source task, transferred to digits
-# 5-9, next to a from-scratch VGG19), then the training-step benchmark
-# (benchmarks/bench_transfer_step.py: recipe vs bare fit vs a plain PyTorch loop) at 224x224.
-# Every command runs under `timeout` and the whole script under an 8-minute deadline, so a
-# slow compile shows up as "timeout" in the table instead of overrunning.
+# For each Keras backend installed on the machine (torch, tensorflow, jax; GPU_TRANSFER_BACKENDS
+# picks), in float32 and with --mixed-precision (mixed_float16 on a GPU): a short real run of the
+# recipe at 224x224 on the bundled digits (nothing downloaded: VGG19 trained on digits 0-4 as the
+# source task, transferred to digits 5-9, next to a from-scratch VGG19), then the training-step
+# benchmark (benchmarks/bench_transfer_step.py: recipe vs bare fit vs a plain PyTorch loop) at
+# 224x224 with an epoch the size of Flowers-102's (1,024 training and 1,024 validation images).
+# A backend that is not installed gets a "not installed" row instead of a failure. Every command
+# runs under `timeout` and the whole script under an 8-minute deadline, so a slow compile shows up
+# as "timeout" in the table instead of overrunning; what the budget cannot fit is "skipped".
 #
 # Usage (from anywhere):  benchmarks/gpu_transfer.sh
 # Output: benchmarks/results/gpu_transfer-<UTC date>.md (the table, the exact commands, the
 # machine) and benchmarks/results/gpu_transfer-<UTC date>-logs/ (the full logs).
-# Without a GPU it stops at once (set GPU_TRANSFER_FORCE=1 to run anyway: slow on a CPU).
+# Without a GPU it stops at once (set GPU_TRANSFER_FORCE=1 to run anyway: slow on a CPU; with
+# GPU_TRANSFER_IMAGE_SIZE=32 and GPU_TRANSFER_BENCH_STEPS=2 a CPU dry run of the script's
+# mechanics takes a few minutes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BUDGET_S=${GPU_TRANSFER_BUDGET_S:-470}   # < 8 minutes, including start-up and the report
-RUN_TIMEOUT_S=${GPU_TRANSFER_RUN_TIMEOUT_S:-80}
-BENCH_TIMEOUT_S=${GPU_TRANSFER_BENCH_TIMEOUT_S:-60}
+RUN_TIMEOUT_S=${GPU_TRANSFER_RUN_TIMEOUT_S:-100}
+BENCH_TIMEOUT_S=${GPU_TRANSFER_BENCH_TIMEOUT_S:-90}
+BACKENDS=${GPU_TRANSFER_BACKENDS:-torch tensorflow jax}
+SIZE=${GPU_TRANSFER_IMAGE_SIZE:-224}
+BENCH_STEPS=${GPU_TRANSFER_BENCH_STEPS:-32}
 PY=${PYTHON:-python}
-export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
+# jax: allocate GPU memory as needed (the benchmark also runs a PyTorch loop in the process).
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 if ! nvidia-smi -L >/dev/null 2>&1 && [ "${GPU_TRANSFER_FORCE:-0}" != 1 ]; then
   echo "gpu_transfer.sh: no NVIDIA GPU found (nvidia-smi -L failed); this check is meant for a" >&2
@@ -38,13 +46,14 @@ start=$SECONDS
 
 left() { echo $((BUDGET_S - (SECONDS - start))); }
 
-# The recipe at 224x224: batch 25 and --limit 125 keep every batch full (no retracing for a
-# ragged last batch): source 125 images x 2 epochs, target 10 labelled images per class,
-# 125 validation and 125 test images, 2 + 2 epochs, from-scratch VGG19 with the same budget.
-RECIPE_ARGS=(--data digits --image-size 224 --head gap --batch-size 25 --limit 125
+# The recipe: batch 25 and --limit 125 keep every batch full (no retracing for a ragged last
+# batch): source 125 images x 2 epochs, target 10 labelled images per class, 125 validation and
+# 125 test images, 2 + 2 epochs, from-scratch VGG19 with the same budget.
+RECIPE_ARGS=(--data digits --image-size "$SIZE" --head gap --batch-size 25 --limit 125
              --train-per-class 10 --source-epochs 2 --head-epochs 2 --fine-tune-epochs 2
              --histogram-freq 1 --verbose 2)
-BENCH_ARGS=(--image-size 224 --batch-size 32 --steps 8 --val-batches 2 --epochs 3 --repeats 2)
+BENCH_ARGS=(--image-size "$SIZE" --batch-size 32 --steps "$BENCH_STEPS"
+            --val-batches "$BENCH_STEPS" --epochs 3 --repeats 2)
 
 declare -a rows=()
 run_recipe() {  # backend, precision flag ("" or --mixed-precision)
@@ -87,30 +96,44 @@ run_bench() {  # backend, precision flag
   if [ "$budget" -lt 30 ]; then echo "(skipped $name: budget spent)" >"$logs/$name.log"; return; fi
   [ "$budget" -gt "$BENCH_TIMEOUT_S" ] && budget=$BENCH_TIMEOUT_S
   echo "== $name (timeout ${budget}s)"
+  # The plain PyTorch loop is timed in the torch process only (one framework per process).
+  local variants=recipe,bare_fit
+  [ "$backend" = torch ] && variants=recipe,bare_fit,torch_loop
   timeout "$budget" "$PY" benchmarks/bench_transfer_step.py --backend "$backend" $mp \
-    "${BENCH_ARGS[@]}" >"$logs/$name.log" 2>&1
+    "${BENCH_ARGS[@]}" --variants "$variants" >"$logs/$name.log" 2>&1
   rc=$?
   [ $rc -eq 124 ] && echo "(timeout after ${budget}s)" >>"$logs/$name.log"
 }
 
-for backend in torch tensorflow; do
+probe() {  # backend: prints the device the backend computes on, or fails
+  KERAS_BACKEND=$1 timeout 120 "$PY" -c 'import keras_recipes.backend.device as d, keras
+print(d.device_description(), "| keras", keras.__version__)' 2>"$logs/probe-$1.log"
+}
+
+declare -a devices=()
+for backend in $BACKENDS; do
+  if ! dev=$(probe "$backend"); then
+    rows+=("| recipe-$backend | not installed here: \`KERAS_BACKEND=$backend\` does not import (see probe-$backend.log) |")
+    continue
+  fi
+  devices+=("$backend: $dev;")
   run_recipe "$backend" ""
   run_recipe "$backend" "--mixed-precision"
-done
-for backend in torch tensorflow; do
   run_bench "$backend" ""
   run_bench "$backend" "--mixed-precision"
 done
 
 {
-  echo "# GPU check of the VGG19 transfer recipe at 224x224"
+  echo "# GPU check of the VGG19 transfer recipe at ${SIZE}x${SIZE}"
   echo
   echo "- date (UTC): $(date -u '+%Y-%m-%d %H:%M')"
   echo "- machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1); $(nproc) CPU cores"
-  echo "- versions: $("$PY" -c 'import keras, torch, tensorflow as tf; print(f"keras {keras.__version__}, torch {torch.__version__}, tensorflow {tf.__version__}")' 2>/dev/null)"
+  echo "- backends (device the backend computes on, keras version): ${devices[*]:-none}"
+  echo "- versions: $("$PY" -c 'import importlib.metadata as m
+print(", ".join(f"{p} {m.version(p)}" for p in ("keras", "torch", "tensorflow", "jax", "jaxlib") if any(d.metadata["Name"] == p for d in m.distributions())))' 2>/dev/null)"
   echo "- command: \`benchmarks/gpu_transfer.sh\` (total $((SECONDS - start)) s); each recipe run:"
   echo "  \`python recipes/transfer_vgg19.py --backend B [--mixed-precision] ${RECIPE_ARGS[*]}\`"
-  echo "- data: bundled digits resized to 224x224 (source task digits 0-4, target digits 5-9 with"
+  echo "- data: bundled digits resized to ${SIZE}x${SIZE} (source task digits 0-4, target digits 5-9 with"
   echo "  10 labelled images per class); tiny epochs: the accuracies only show the runs work,"
   echo "  the speed columns are what this check measures."
   echo
@@ -118,15 +141,21 @@ done
   echo "|---|---|---|---|---|---|---|---|---|---|"
   for r in "${rows[@]}"; do echo "$r"; done
   echo
-  echo "## Training step at 224x224 (benchmarks/bench_transfer_step.py ${BENCH_ARGS[*]})"
-  for f in "$logs"/bench-*.log; do
-    [ -e "$f" ] || continue
-    echo
-    echo "### $(basename "$f" .log)"
-    echo
-    echo '```'
-    grep -v -e '^repeat ' -e 'absl' -e 'WARNING' "$f" | tail -n 14
-    echo '```'
+  echo "## Training step at ${SIZE}x${SIZE} (benchmarks/bench_transfer_step.py ${BENCH_ARGS[*]})"
+  for backend in $BACKENDS; do
+    for f in "$logs/bench-$backend.log" "$logs/bench-$backend-mixed.log"; do
+      [ -e "$f" ] || continue
+      echo
+      echo "### $(basename "$f" .log)"
+      echo
+      echo '```'
+      if grep -q '^recipe / bare_fit' "$f"; then  # finished: the table and the ratios
+        grep -v -e '^repeat ' -e 'absl' -e 'WARNING' -e 'cuda' -e 'I0000' -e 'E0000' "$f" | tail -n 16
+      else  # stopped: the epochs it timed
+        grep -e '^repeat ' -e 'timeout' -e 'Error' "$f" | tail -n 12
+      fi
+      echo '```'
+    done
   done
 } >"$report"
 

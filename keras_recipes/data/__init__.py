@@ -1,15 +1,16 @@
-"""keras_recipes.data: bundled offline data and real downloaders, as tf.data pipelines."""
+"""keras_recipes.data: bundled offline data and real downloaders (tf.data or NumPy batches)."""
 
 from keras_recipes.data.digits import load_digits
 from keras_recipes.data.download import DatasetUnavailableError
 from keras_recipes.data.flowers import FLOWERS102_NAMES, oxford_flowers102, tf_flowers
 from keras_recipes.data.image_folder import files_to_dataset, image_folder
-from keras_recipes.data.pipeline import DatasetSplits, to_dataset
+from keras_recipes.data.pipeline import DatasetSplits, epoch_batches, to_dataset
 
 __all__ = [
     "FLOWERS102_NAMES",
     "DatasetSplits",
     "DatasetUnavailableError",
+    "epoch_batches",
     "files_to_dataset",
     "image_folder",
     "load_digits",

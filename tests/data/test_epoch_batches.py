@@ -1,0 +1,160 @@
+"""keras_recipes.data.epoch_batches: the NumPy pipeline used where TensorFlow is missing.
+
+References: the batch order is checked against NumPy permutations written out here, the
+recipe's tf.data pipeline batch by batch, and a hand-written NumPy SGD over the same batches.
+"""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_recipes.data import epoch_batches
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recipe():
+    name = "transfer_vgg19_recipe"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / "transfer_vgg19.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _labels(ds):
+    return [np.asarray(ds[i][1]).tolist() for i in range(len(ds))]
+
+
+@pytest.mark.parametrize("n,bs,seed,first,epochs", [(7, 3, 0, 0, 3), (10, 5, 4, 2, 4),
+                                                     (5, 8, 1, 0, 1), (6, 1, 2, 1, 2)])
+def test_order_is_the_seeded_permutation_of_each_epoch(keras_backend, n, bs, seed, first, epochs):
+    x = np.arange(n, dtype="float32")[:, None] * 10
+    y = np.arange(n)
+    ds = epoch_batches(x, y, bs, seed=seed, initial_epoch=first, epochs=epochs)
+    want = []
+    for e in range(first, epochs):
+        perm = np.random.default_rng([seed, e]).permutation(n)
+        want += [perm[j:j + bs].tolist() for j in range(0, n, bs)]
+    assert len(ds) == math.ceil(n / bs) * (epochs - first)
+    assert _labels(ds) == want
+    for i in range(len(ds)):  # inputs travel with their labels
+        np.testing.assert_array_equal(ds[i][0][:, 0], ds[i][1] * 10.0)
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+
+
+def test_resumed_dataset_is_the_tail_of_the_full_one(keras_backend):
+    x, y = np.random.default_rng(0).normal(size=(11, 2)), np.arange(11)
+    full = _labels(epoch_batches(x, y, 4, seed=3, epochs=5))
+    steps = 3
+    for first in range(5):
+        assert _labels(epoch_batches(x, y, 4, seed=3, initial_epoch=first, epochs=5)) == \
+            full[first * steps:]
+
+
+def test_unseeded_is_one_pass_in_order(keras_backend):
+    x, y = np.zeros((5, 1)), np.arange(5)
+    assert _labels(epoch_batches(x, y, 2, seed=None, epochs=9)) == [[0, 1], [2, 3], [4]]
+
+
+def test_prefetch_changes_nothing_and_transform_runs_in_batch_order(keras_backend):
+    x, y = np.arange(9, dtype="float32")[:, None], np.arange(9)
+    seen = []
+
+    def transform(xb, yb):
+        seen.append(yb.tolist())
+        return xb * 2, yb + 100
+
+    a = epoch_batches(x, y, 2, seed=5, epochs=2, transform=transform)
+    got = [a[i] for i in range(len(a))]
+    b = epoch_batches(x, y, 2, seed=5, epochs=2, prefetch=False)
+    assert seen == _labels(b)  # called once per batch, in order, ahead by one at most
+    for (xa, ya), i in zip(got, range(len(b)), strict=True):
+        np.testing.assert_array_equal(xa, b[i][0] * 2)
+        np.testing.assert_array_equal(ya, b[i][1] + 100)
+    # Random access out of order still gives the right batch.
+    np.testing.assert_array_equal(a[3][1], b[3][1] + 100)
+    np.testing.assert_array_equal(a[0][1], b[0][1] + 100)
+
+
+def test_fit_over_epochs_matches_numpy_sgd_on_the_same_batches(keras_backend):
+    """Keras keeps the dataset's iterator between epochs (steps_per_epoch given): the model
+    sees epoch e's permutation in epoch e. Reference: SGD on MSE written in NumPy."""
+    rng = np.random.default_rng(1)
+    n, bs, epochs, lr, seed = 10, 4, 3, 0.05, 7
+    x = rng.normal(size=(n, 3)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5]) + 0.3).astype("float32")[:, None]
+    w0 = np.array([[0.2], [0.1], [-0.3]], "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].set_weights([w0])
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="mse")
+    steps = math.ceil(n / bs)
+    model.fit(epoch_batches(x, y, bs, seed=seed, epochs=epochs), epochs=epochs,
+              steps_per_epoch=steps, shuffle=False, verbose=0)
+    w = w0.astype("float64")
+    for e in range(epochs):
+        perm = np.random.default_rng([seed, e]).permutation(n)
+        for j in range(0, n, bs):
+            xb, yb = x[perm[j:j + bs]].astype("float64"), y[perm[j:j + bs]]
+            w -= lr * 2.0 / len(xb) * xb.T @ (xb @ w - yb)
+    np.testing.assert_allclose(model.layers[0].get_weights()[0], w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("onehot", [None, 4])
+def test_recipe_numpy_pipeline_equals_its_tf_data_pipeline(keras_backend, monkeypatch, onehot):
+    pytest.importorskip("tensorflow")
+    recipe = _recipe()
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 255, (9, 4, 4, 3)).astype("float32")
+    y = rng.integers(0, 4, 9).astype("int32")
+
+    def batches(available, plain):
+        monkeypatch.setattr(recipe, "_tf_data_available", lambda: available)
+        if plain:
+            ds = recipe._plain_pipeline(x, y, 4, onehot=onehot)
+            steps = None
+        else:
+            ds, steps = recipe._epoch_pipeline(x, y, 4, 3, 1, 3, onehot=onehot)
+        return [(np.asarray(a), np.asarray(b)) for a, b in ds], steps
+
+    for plain in (False, True):
+        (tf_b, tf_steps), (np_b, np_steps) = batches(True, plain), batches(False, plain)
+        assert tf_steps == np_steps and len(tf_b) == len(np_b) == (3 if plain else 6)
+        for (xa, ya), (xb, yb) in zip(tf_b, np_b, strict=True):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+            assert ya.dtype == yb.dtype
+    if onehot:  # the labels really are one-hot
+        np.testing.assert_array_equal(np_b[0][1], np.eye(4, dtype="float32")[y[:4]])
+
+
+def test_recipe_basic_augmentation_without_tf_keeps_labels_and_range(keras_backend, monkeypatch):
+    recipe = _recipe()
+    monkeypatch.setattr(recipe, "_tf_data_available", lambda: False)
+    x = np.tile(np.linspace(0, 255, 8, dtype="float32")[None, None, :, None], (6, 8, 1, 3))
+    y = np.arange(6).astype("int32")
+    ds, steps = recipe._epoch_pipeline(x, y, 3, 0, 0, 1, basic=True)
+    assert steps == 2
+    perm = np.random.default_rng([0, 0]).permutation(6)
+    for i in range(2):
+        xb, yb = ds[i]
+        assert isinstance(xb, np.ndarray) and xb.dtype == np.float32 and xb.shape == (3, 8, 8, 3)
+        np.testing.assert_array_equal(yb, y[perm[3 * i:3 * i + 3]])
+        assert xb.min() >= 0.0 and xb.max() <= 255.0
+    assert not np.array_equal(np.concatenate([ds[0][0], ds[1][0]]), x[perm])  # it augments
+
+
+@pytest.mark.parametrize("kwargs,arg", [({"batch_size": 0}, "batch_size"),
+                                        ({"y": np.arange(3)}, "y"),
+                                        ({"initial_epoch": 5, "epochs": 2}, "initial_epoch")])
+def test_invalid_arguments_name_the_argument(keras_backend, kwargs, arg):
+    args = {"x": np.zeros((4, 1)), "y": np.arange(4), "batch_size": 2, **kwargs}
+    with pytest.raises(ValueError, match=f"argument `{arg}`.*Received: "):
+        epoch_batches(args.pop("x"), args.pop("y"), args.pop("batch_size"), **args)
