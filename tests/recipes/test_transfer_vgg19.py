@@ -517,8 +517,8 @@ def test_checkpoint_links_unchanged_variables_and_reloads_every_value(tmp_path, 
 def test_recipe_callbacks_keep_keras_async_dispatch(tmp_path, keras_backend):
     """No callback of the recipe makes Keras run per-batch hooks synchronously: on torch and
     jax the next training step is dispatched while a batch's hook (the NaN guard) waits for
-    that step's loss. (On an H200 under jax, a synchronous hook made the recipe's epoch
-    1.72x a bare fit's; tensorflow never dispatches callbacks asynchronously.)"""
+    that step's loss. (On an H200 under jax, with the hook synchronous, the recipe's epoch
+    took 1.72x a bare fit's; tensorflow never dispatches callbacks asynchronously.)"""
     from keras.src import backend as keras_backend_module
 
     r = _recipe(image_size=32, histogram_freq=1, grad_probe=0)
