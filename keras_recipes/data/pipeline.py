@@ -141,7 +141,7 @@ def _array_batches_class():
                 self.epochs = [None]
             else:  # as the recipes' tf.data pipeline: at least one epoch
                 self.epochs = list(range(initial_epoch, max(epochs, initial_epoch + 1)))
-            self._orders: dict[int, np.ndarray] = {}
+            self._order_of = (None, None)  # (epoch, its permutation): the last one drawn
             self._pool = (concurrent.futures.ThreadPoolExecutor(1, "epoch_batches")
                           if prefetch else None)
             self._ahead: tuple[int, concurrent.futures.Future] | None = None
@@ -152,10 +152,11 @@ def _array_batches_class():
         def _order(self, epoch):
             if epoch is None:
                 return None
-            if epoch not in self._orders:
-                self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(
-                    len(self.x))}
-            return self._orders[epoch]
+            cached_epoch, order = self._order_of  # one read: the data thread may replace it
+            if cached_epoch != epoch:
+                order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+                self._order_of = (epoch, order)
+            return order
 
         def _batch(self, index: int):
             epoch = self.epochs[index // self.steps]
