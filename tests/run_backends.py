@@ -37,8 +37,10 @@ BACKENDS = ("torch", "tensorflow", "jax")
 PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 
 
-def _counts(junit: Path) -> dict[str, int]:
-    counts = {"passed": 0, "failed": 0, "skipped": 0}
+def _counts(junit: Path) -> dict:
+    """Passed/failed/skipped counts of one pytest process, and its failures as
+    ``(test id, first line of the message)`` pairs."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "failures": []}
     if not junit.exists():
         return counts
     root = ET.parse(junit).getroot()
@@ -49,6 +51,19 @@ def _counts(junit: Path) -> dict[str, int]:
         counts["failed"] += failed
         counts["skipped"] += skipped
         counts["passed"] += tests - failed - skipped
+    for case in root.iter("testcase"):
+        for tag in ("failure", "error"):
+            for node in case.findall(tag):
+                test_id = f"{case.get('classname', '')}::{case.get('name', '')}"
+                lines = (node.get("message") or "").strip().splitlines()
+                message = lines[0] if lines else ""
+                # pytest's "E   ..." lines: the exception (a setup error's message alone
+                # only names the file and line).
+                raised = [ln[1:].strip() for ln in (node.text or "").splitlines()
+                          if ln.startswith("E ")]
+                if raised and raised[0] not in message:
+                    message = f"{message} | {raised[0]}" if message else raised[0]
+                counts["failures"].append((f"{tag.upper()} {test_id}", message))
     return counts
 
 
@@ -220,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.require_all:
             ok = False
     print(f"wall time {wall:.0f} s ('seconds' above: summed over that backend's processes)")
+    failures = [f for r in done for f in r["failures"]]
+    if failures:
+        # Repeated here, at the end, so that a log cut to its tail still names what failed.
+        print("=" * 78)
+        for test_id, message in failures:
+            print(f"{test_id}: {message[:300]}")
     print("=" * 78)
     print(f"total: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
     return 0 if ok else 1
