@@ -31,6 +31,7 @@ Usage:
 
     python benchmarks/bench_transfer_step.py --backend torch --threads 2
     python benchmarks/bench_transfer_step.py --backend tensorflow --image-size 224 --batch-size 32
+    python benchmarks/bench_transfer_step.py --backend torch --profile bare_fit  # + a cProfile
 
 Results are recorded in ``benchmarks/results/transfer_step.md``.
 """
@@ -67,7 +68,16 @@ def parse_args(argv=None):
                    help="comma-separated; recipe-<Callback> is the recipe without that callback "
                         "(e.g. recipe-GradientHistogram, recipe-RunCheckpoint, "
                         "recipe-WeightHistograms), to attribute the overhead")
-    return p.parse_args(argv)
+    p.add_argument("--profile", default="", metavar="VARIANT",
+                   help="after the timed runs, one more fit of VARIANT under cProfile (the "
+                        "main thread, epochs after the first): prints the functions that take "
+                        "its time (where Keras's fit spends host time beside the device)")
+    p.add_argument("--profile-out", default="", metavar="PATH",
+                   help="with --profile: also save the cProfile stats there (pstats, snakeviz)")
+    args = p.parse_args(argv)
+    if args.profile_out and not args.profile:
+        p.error("--profile-out needs --profile VARIANT")
+    return args
 
 
 def load_recipe():
@@ -195,8 +205,9 @@ def main(argv=None) -> int:
         head_epochs=0, fine_tune_epochs=epochs + 100, patience=epochs + 100, grad_probe=0,
         histogram_freq=args.histogram_freq, verbose=0, backend=args.backend,
         mixed_precision=args.mixed_precision)
+    # The Plan's batch size is the one the recipe's pipelines use (its default is 32).
     plan = recipe_mod.Plan(data="digits", weights="none", head="gap", image_size=s,
-                           scratch=False)
+                           scratch=False, batch_size=bs)
     tmp = Path(tempfile.mkdtemp(prefix="bench_transfer_"))
 
     class EpochTimer(keras.callbacks.Callback):
@@ -218,11 +229,29 @@ def main(argv=None) -> int:
             self.times[-1] += time.perf_counter() - self.last
             self.cpu[-1] += time.process_time() - self.last_cpu
 
-    def keras_fit(with_callbacks: bool, run: int, without: str = "") -> list[float]:
+    class ProfileWindow(keras.callbacks.Callback):
+        """Profiles the epochs after the first (as timed), up to the end of training."""
+
+        def __init__(self, profiler):
+            super().__init__()
+            self.profiler = profiler
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.profiler.enable()
+
+        def on_train_end(self, logs=None):
+            self.profiler.disable()
+
+    def keras_fit(with_callbacks: bool, run: int, without: str = "",
+                  profiler=None) -> list[float]:
         r = recipe_mod.Recipe(cfg, None, None)
         r.attach(plan, splits, True, tmp / f"run{run}-{int(with_callbacks)}{without}")
         net, model, fp = r.build_model("transfer", None)
         train, steps, val, test, probe = r._pipelines(0, epochs)
+        if steps != args.steps:  # the same shapes as the PyTorch loop, or no comparison
+            raise SystemExit(f"the recipe's pipeline makes {steps} steps per epoch, not "
+                             f"--steps {args.steps} (batch {r.plan.batch_size}, not {bs})")
         cbs = []
         if with_callbacks:
             cbs, chief, _ = r.make_callbacks("transfer", test, probe, None, fp)
@@ -232,8 +261,9 @@ def main(argv=None) -> int:
             for cb in cbs:  # time each callback's end-of-epoch work
                 _time_epoch_end(cb, epoch_end_seconds if not without else {})
         timer = EpochTimer()
+        window = [ProfileWindow(profiler)] if profiler is not None else []
         model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=val,
-                  callbacks=[*cbs, timer], shuffle=False, verbose=0)
+                  callbacks=[*cbs, timer, *window], shuffle=False, verbose=0)
         name = "bare_fit" if not with_callbacks else f"recipe-{without}" if without else "recipe"
         cpu_times[name] += timer.cpu[1:]
         return timer.times[1:]
@@ -252,15 +282,19 @@ def main(argv=None) -> int:
 
         cb.on_epoch_end = timed
 
-    def torch_loop(run: int) -> list[float]:
+    def torch_loop(run: int, profiler=None) -> list[float]:
         loop = TorchLoop(x, y, xv, yv, bs, k)
         loop.amp = args.mixed_precision
         times, cpu = [], []
-        for _ in range(epochs):
+        for e in range(epochs):
+            if profiler is not None and e == 1:
+                profiler.enable()
             t0, c0 = time.perf_counter(), time.process_time()
             loop.epoch()
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
+        if profiler is not None:
+            profiler.disable()
         cpu_times["torch_loop"] += cpu[1:]
         return times[1:]
 
@@ -278,21 +312,24 @@ def main(argv=None) -> int:
         return time.perf_counter() - t0
 
     runners = {
-        "recipe": lambda i: keras_fit(True, i),
-        "bare_fit": lambda i: keras_fit(False, i),
+        "recipe": lambda i, profiler=None: keras_fit(True, i, profiler=profiler),
+        "bare_fit": lambda i, profiler=None: keras_fit(False, i, profiler=profiler),
         "torch_loop": torch_loop,
     }
     variants = [v for v in args.variants.split(",") if v]
 
     def without(callback_name):
-        return lambda i: keras_fit(True, i, callback_name)
+        return lambda i, profiler=None: keras_fit(True, i, callback_name, profiler=profiler)
 
-    for v in variants:
+    for flag, v in [*(("--variants", v) for v in variants), ("--profile", args.profile)]:
         if v.startswith("recipe-"):  # e.g. recipe-GradientHistogram
             runners[v] = without(v.removeprefix("recipe-"))
-        elif v not in runners:
-            raise SystemExit(f"--variants: unknown variant {v!r}; expected one of "
+        elif v and v not in runners:
+            raise SystemExit(f"{flag}: unknown variant {v!r}; expected one of "
                              f"{sorted(runners)} or recipe-<callback class name>")
+    if args.profile == "torch_loop" and args.backend != "torch":
+        raise SystemExit("--profile torch_loop: the PyTorch loop runs in the torch process only "
+                         f"(one framework per process). Received: --backend {args.backend}")
     times: dict[str, list[float]] = {v: [] for v in variants}
     cpu_times: dict[str, list[float]] = {v: [] for v in runners}
     for rep in range(args.repeats):
@@ -339,7 +376,32 @@ def main(argv=None) -> int:
     if "bare_fit" in med:
         print(f"input pipeline alone: {pipe:.3f} s per epoch = {100 * pipe / med['bare_fit']:.1f}% "
               "of a bare epoch (prefetched in parallel)")
+    if args.profile:
+        profile(runners[args.profile], args.profile, args.repeats, epochs, args.profile_out)
     return 0
+
+
+def profile(runner, name: str, run: int, epochs: int, out: str) -> None:
+    """One more fit of one variant with cProfile on for its epochs after the first; prints
+    the functions with the most time (cumulative, then own), and saves the stats to `out`."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    runner(run, profiler=profiler)
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.strip_dirs()
+    total = sum(tt for _, _, tt, _, _ in stats.stats.values())
+    print(f"\nprofile of {name}: {epochs - 1} epoch(s) after the first, main thread, "
+          f"{total:.2f} s of own time in all (profiling slows Python code down)")
+    stats.sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("tottime").print_stats(15)
+    print(text.getvalue())
+    if out:
+        stats.dump_stats(out)
+        print(f"profile saved to {out}")
 
 
 if __name__ == "__main__":
