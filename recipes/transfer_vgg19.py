@@ -1062,7 +1062,8 @@ def _make_checkpoint_class():
         flag, the recipe's epoch took 1.72x a bare ``fit``'s, of which the timed end-of-epoch
         work explained 0.22 of the 0.56 s). Keras waits for these calls before
         ``on_epoch_end``; a NaN loss stops training at most a few steps after the batch that
-        produced it, which is the batch reported.
+        produced it, which is the batch reported. The hook never touches the model's state
+        (on jax, ``Callback.model`` would sync it from the worker thread).
         """
 
         async_safe = True
@@ -1135,7 +1136,11 @@ def _make_checkpoint_class():
                 self._batches = max(self._batches, int(batch) + 1)
                 if bad and (self.nonfinite is None or batch < self.nonfinite["batch"]):
                     self.nonfinite = {"epoch": self._epoch, "batch": int(batch)}
-                    self.model.stop_training = True
+                    # `self._model`, not `self.model`: on jax that property syncs the
+                    # training state into the variables, which from this worker thread
+                    # races the next step (it donates those buffers: "Buffer has been
+                    # deleted or donated", seen in CI). The trainer reads this flag itself.
+                    self._model.stop_training = True
             if self._kill is not None and self._kill == (self._epoch, batch):
                 # Deterministic for the test: the previous epoch's checkpoint and
                 # TensorBoard events are on disk.

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import keras
@@ -552,3 +553,35 @@ def test_recipe_callbacks_keep_keras_async_dispatch(tmp_path, keras_backend):
     listed = keras.callbacks.CallbackList(callbacks, model=model)
     assert listed._async_train is keras_backend_module.IS_THREAD_SAFE
     assert keras_backend_module.IS_THREAD_SAFE is (keras_backend != "tensorflow")
+def test_nan_guard_stops_training_without_syncing_the_model_state(tmp_path, keras_backend):
+    """The checkpoint's per-batch hook runs in Keras's worker thread (async dispatch); on jax,
+    reading ``Callback.model`` there syncs the training state into the variables while the
+    main thread's next step donates those buffers. A CI run failed so ("Buffer has been
+    deleted or donated" in the NaN-stop test). The hook must set the stop flag without it."""
+    r = _recipe(image_size=32, histogram_freq=0, grad_probe=0)
+    _attach_numpy(r, size=32)
+    plan = recipe.Plan(data="digits", weights="none", head="gap", image_size=32, scratch=False,
+                       batch_size=5)
+    r.attach(plan, r.target, True, tmp_path / "run")
+    net, model, fp = r.build_model("transfer", None)
+    _, _, _, test, probe = r._pipelines(0, 1)
+    cbs, chief, _ = r.make_callbacks("transfer", test, probe, None, fp)
+    (checkpoint,) = [cb for cb in (*cbs, *chief) if type(cb).__name__ == "_RunCheckpoint"]
+    checkpoint.set_model(model)
+    syncs = []
+    model.jax_state_sync = lambda: syncs.append(threading.get_ident())  # the jax property's hook
+    model.stop_training = False
+    checkpoint.on_epoch_begin(0)
+    worker = threading.Thread(target=checkpoint.on_train_batch_end, args=(3, {"loss": 1.5}))
+    worker.start()
+    worker.join()
+    assert model.stop_training is False and checkpoint.nonfinite is None
+    worker = threading.Thread(target=checkpoint.on_train_batch_end,
+                              args=(4, {"loss": np.float32("nan")}))
+    worker.start()
+    worker.join()
+    assert model.stop_training is True
+    assert checkpoint.nonfinite == {"epoch": 0, "batch": 4}
+    assert syncs == []  # under jax `self.model` would have called it from the worker
+
+
