@@ -393,9 +393,8 @@ def profile(runner, name: str, run: int, epochs: int, out: str) -> None:
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
     stats.strip_dirs()
-    total = sum(tt for _, _, tt, _, _ in stats.stats.values())
     print(f"\nprofile of {name}: {epochs - 1} epoch(s) after the first, main thread, "
-          f"{total:.2f} s of own time in all (profiling slows Python code down)")
+          f"{stats.total_tt:.2f} s of own time in all (profiling slows Python code down)")
     stats.sort_stats("cumulative").print_stats(25)
     stats.sort_stats("tottime").print_stats(15)
     print(text.getvalue())
