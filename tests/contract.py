@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 
 import keras_recipes  # noqa: F401  (registers the serializable classes)
+from tests import processes
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("torch", "tensorflow", "jax")
@@ -99,7 +99,7 @@ def reload_in_backend(model_path: Path, inputs_path: Path, backend: str) -> list
         """
     )
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
+    proc = processes.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
         timeout=300,
     )

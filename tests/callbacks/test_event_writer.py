@@ -1,6 +1,5 @@
 """EventWriter: background writing (order, errors, nothing lost at exit) against NumPy."""
 
-import subprocess
 import sys
 import textwrap
 import threading
@@ -15,6 +14,7 @@ from keras_recipes.callbacks.event_writer import (
     read_histograms,
     read_scalars,
 )
+from tests import processes
 
 EVENT_WRITER = Path(__file__).resolve().parents[2] / "keras_recipes/callbacks/event_writer.py"
 
@@ -101,8 +101,8 @@ def test_queued_events_are_on_disk_after_exit_or_crash_without_close(tmp_path, e
         if {ending!r} == "crash":
             raise SystemError("training crashed")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = processes.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=False)
     assert (proc.returncode != 0) == (ending == "crash"), proc.stderr
     assert read_scalars(tmp_path) == {"loss": [(3, 0.25)], "last": [(4, 7.0)]}
 

@@ -1,7 +1,6 @@
 """GradientHistogram: logged numbers against hand computations, no side effects, alerts."""
 
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -13,6 +12,7 @@ from keras_recipes.callbacks import GradientHistogram, plot_gradient_norms
 from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
 from keras_recipes.callbacks.gradient_histogram import full_weight_paths
 from keras_recipes.callbacks.plot_gradient_norms import layer_gradient_norms
+from tests import processes
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -376,8 +376,8 @@ def test_works_with_tensorflow_not_importable(tmp_path):
         print("OK")
     """)
     env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = processes.run([sys.executable, "-c", script], env=env, capture_output=True,
+                        text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
 
 
@@ -424,8 +424,8 @@ def test_tf_distribute_scope_probe_works_and_capture_is_refused(tmp_path):
         print("OK")
     """)
     env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = processes.run([sys.executable, "-c", script], env=env, capture_output=True,
+                        text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
 
 

@@ -12,11 +12,9 @@ report.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import processes
+
 ROOT = Path(__file__).resolve().parents[2]
+# Default limit of a worker run: below pytest-timeout's 600 s per test (pyproject.toml), so that
+# a hung worker fails with its own output rather than the test's stack.
+TIMEOUT = 480
 WORKERS = Path(__file__).resolve().parent / "workers"
 
 
@@ -51,13 +54,13 @@ def _worker(name: str):
 
 
 def run_worker(name: str, out_dir: Path, *, env: dict | None = None,
-               timeout: float = 600, in_process: bool = False) -> dict:
+               timeout: float = TIMEOUT, in_process: bool = False) -> dict:
     """Runs ``workers/<name>.py`` here or in a new Python process; returns its report."""
     out = Path(out_dir) / f"{name}.json"
     if in_process:
         _worker(name).main(str(out))
         return json.loads(out.read_text())
-    proc = subprocess.run(
+    proc = processes.run(
         [sys.executable, str(WORKERS / f"{name}.py"), str(out)],
         cwd=ROOT, env=_env(env), capture_output=True, text=True, timeout=timeout,
     )
@@ -65,7 +68,7 @@ def run_worker(name: str, out_dir: Path, *, env: dict | None = None,
     return json.loads(out.read_text())
 
 
-def run_processes(name: str, out_dir: Path, envs: list[dict], *, timeout: float = 600,
+def run_processes(name: str, out_dir: Path, envs: list[dict], *, timeout: float = TIMEOUT,
                   command: list[str] | None = None) -> list[dict]:
     """Starts ``workers/<name>.py`` once per environment in ``envs``; returns their reports.
 
@@ -73,8 +76,9 @@ def run_processes(name: str, out_dir: Path, envs: list[dict], *, timeout: float 
     process index in the engine); the reports come back sorted by ``R``.
     ``command`` replaces the Python interpreter (a launcher such as ``torchrun``:
     ``envs`` then has one entry and the launcher starts the ranks). Each process
-    gets its own session; when one fails, or at the timeout, every process group
-    is killed, so no worker outlives the test (nor waits for a dead peer).
+    gets its own session; when one fails, or at the timeout, every process is
+    killed with all it started (``processes.kill_group``), so no worker outlives
+    the test (nor waits for a dead peer).
     """
     out = Path(out_dir) / f"{name}.json"
     logs = [Path(out_dir) / f"{name}.process{i}.log" for i in range(len(envs))]
@@ -95,10 +99,8 @@ def run_processes(name: str, out_dir: Path, envs: list[dict], *, timeout: float 
             time.sleep(0.2)
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            # With its descendants: torchrun starts each rank in a session of its own.
+            processes.kill_group(proc)
     for proc, log in zip(procs, logs, strict=True):
         if proc.returncode != 0:
             pytest.fail(
@@ -116,7 +118,7 @@ def free_loopback_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_ddp(name: str, out_dir: Path, *, timeout: float = 600) -> list[dict]:
+def run_ddp(name: str, out_dir: Path, *, timeout: float = TIMEOUT) -> list[dict]:
     """Two DDP ranks (gloo over loopback) started by the real ``torchrun``.
 
     ``python -m torch.distributed.run --nnodes=1 --nproc_per_node=2

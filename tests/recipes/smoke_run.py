@@ -20,6 +20,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tests import processes
+
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 1800  # a guard against hangs only: a busy shared CPU can take 10x the idle time
 
@@ -59,7 +61,7 @@ def run_all(out: Path, names: tuple[str, ...] = RECIPES) -> subprocess.Completed
     )
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env.setdefault(var, str(threads))
-    return subprocess.run(
+    return processes.run(
         [sys.executable, str(ROOT / "tests" / "recipes" / "run_smoke_recipes.py"), str(out),
          *names],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,

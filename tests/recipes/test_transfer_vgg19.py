@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 
 import keras_recipes  # noqa: F401  (registers the classes best.keras needs)
 from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
+from tests import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "recipes" / "transfer_vgg19.py"
@@ -83,7 +83,7 @@ def smoke(tmp_path_factory):
     other = next(b for b in recipe.BACKENDS if b != keras.backend.backend())
     env = _env(**{recipe.KILL_ENV: "transfer:2:0"})
     env["KERAS_BACKEND"] = other
-    killed = subprocess.run(
+    killed = processes.run(
         [sys.executable, str(SCRIPT), *SMOKE, "--backend", keras.backend.backend(),
          "--out", str(out)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
@@ -210,7 +210,7 @@ def test_resumed_run_matches_uninterrupted_run(smoke, tmp_path, keras_backend):
     args = [*SMOKE, "--scratch", "no", "--out", str(out)]
     rel = 1e-5
     if keras_backend == "jax":
-        proc = subprocess.run(
+        proc = processes.run(
             [sys.executable, str(SCRIPT), *args, "--distribute", "data_parallel"],
             env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), cwd=ROOT,
             capture_output=True, text=True, timeout=TIMEOUT)
@@ -319,7 +319,7 @@ def test_bad_input_gives_clear_message_and_exit_2(case, tmp_path, capsys, keras_
 
 
 def test_unknown_backend_exits_before_importing_keras(keras_backend):
-    proc = subprocess.run(
+    proc = processes.run(
         [sys.executable, str(SCRIPT), "--backend", "mxnet"], env=_env(), cwd=ROOT,
         capture_output=True, text=True, timeout=60,
     )
