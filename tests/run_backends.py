@@ -10,6 +10,7 @@ Usage (from the repository root):
     python tests/run_backends.py                  # torch, tensorflow and jax
     python tests/run_backends.py --backends torch # one backend
     python tests/run_backends.py -- -k mix_up     # extra pytest arguments after --
+    python tests/run_backends.py --process-timeout 3600 -- --timeout 900   # other limits
 
 Single backend with plain pytest: ``KERAS_BACKEND=jax python -m pytest``.
 
@@ -17,24 +18,49 @@ Each test id carries its backend (``test_x[torch]``). A backend whose package
 is not installed is reported as SKIPPED in a banner and in the totals, and
 ``--require-all`` turns that into a failure. The last line reads
 ``total: N passed, N failed, N skipped``.
+
+Time limits: each test has pytest-timeout's (``timeout`` in pyproject.toml; ``-- --timeout S``
+for one run); each pytest process has ``--process-timeout`` (default ``PROCESS_TIMEOUT``): past
+it the process is killed with every process it started (it runs in a session of its own; its
+children that left its process group are found by descent and by an inherited marker
+variable), it counts as one failure, and the output names the test that was running and shows
+the process's last lines.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
+import collections
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: tests/ is on the path, not the root
+    sys.path.insert(0, str(ROOT))
+
+from tests.processes import kill_tree  # noqa: E402
+
 BACKENDS = ("torch", "tensorflow", "jax")
 PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+# Default --process-timeout: above the largest per-test limit (2100 s: the recipe tests that wait
+# on a smoke subprocess; pyproject's default is 600 s), so that pytest-timeout names a hung
+# test first and the process goes on; and short enough for CI's 90 minutes (the whole run takes
+# ~15 min with 3 processes at a time: a process that hangs from its start ends within ~55 min).
+PROCESS_TIMEOUT = 2400
+# Set to a value of its own in each pytest process's environment: every process it starts
+# inherits it, so that the process's orphans can be found and killed.
+MARKER_VAR = "KERAS_RECIPES_TEST_PROCESS"
+RUNNING: dict[int, str] = {}  # pid -> marker of the pytest processes running now
 
 
 def _counts(junit: Path) -> dict:
@@ -105,32 +131,158 @@ def _env(backend: str, threads: int) -> dict[str, str]:
     return env
 
 
-def _run_job(job: dict, pytest_args: list[str], threads: int, workdir: Path, lock) -> dict:
-    """One pytest process: one backend, one test folder (or the paths given after --)."""
+# A line of `pytest -v` that starts a test (``path.py::name[torch] ``, the result follows on the
+# same line) and one that ends it (`` PASSED``, ...).
+TEST_LINE = re.compile(r"^(\S+?\.py::\S+)(?: (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b)?")
+OUTCOME = {"PASSED": "passed", "XPASS": "failed", "FAILED": "failed", "ERROR": "failed",
+           "SKIPPED": "skipped", "XFAIL": "skipped"}
+TAIL_LINES = 40  # lines of a killed process shown at its deadline
+
+
+class _Output:
+    """Reads a pytest process's output as it comes (partial lines too: `pytest -v` writes a
+    test's id before running it and its result after), echoes each line with the backend's
+    prefix, and keeps the last lines, the test that started last and the results seen."""
+
+    def __init__(self, stream, backend: str, lock):
+        self.stream, self.backend, self.lock = stream, backend, lock
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.partial = ""
+        self.running: str | None = None
+        self.results: dict[str, str] = {}
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _line(self, line: str, complete: bool) -> None:
+        match = TEST_LINE.match(line)
+        if match:
+            self.running = match.group(1)
+            if match.group(2):
+                self.results[match.group(1)] = match.group(2)
+        if complete:
+            self.tail.append(line)
+            with self.lock:
+                sys.stdout.write(f"[{self.backend}] {line}\n")
+                sys.stdout.flush()
+
+    def _read(self) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        fd = self.stream.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            text = decoder.decode(chunk, final=not chunk)
+            *lines, self.partial = (self.partial + text).split("\n")
+            for line in lines:
+                self._line(line, complete=True)
+            if self.partial:
+                self._line(self.partial, complete=False)
+            if not chunk:
+                if self.partial:
+                    self._line(self.partial, complete=True)
+                    self.partial = ""
+                return
+
+    def finish(self, seconds: float = 10) -> None:
+        """Waits for the end of the output (a process that escaped the kill and holds the pipe
+        is not waited for longer than ``seconds``)."""
+        self.thread.join(seconds)
+
+    def last_lines(self) -> list[str]:
+        return [*self.tail, *([self.partial] if self.partial else [])]
+
+    def counts(self) -> dict:
+        """Counts from the results printed so far (the JUnit report of a killed process is
+        never written)."""
+        counts = {"passed": 0, "failed": 0, "skipped": 0, "failures": []}
+        for test_id, result in self.results.items():
+            counts[OUTCOME[result]] += 1
+            if OUTCOME[result] == "failed":
+                counts["failures"].append((f"{result} {test_id}", "(see the output above)"))
+        return counts
+
+
+def _run_job(job: dict, pytest_args: list[str], threads: int, workdir: Path, lock,
+             process_timeout: float = 0) -> dict:
+    """One pytest process: one backend, one test folder (or the paths given after --).
+
+    Past ``process_timeout`` seconds (0: none) the process is killed with everything it started
+    (its process group, its descendants and their groups, and any process that inherited its
+    marker variable), and counts as one failure naming the test that was running.
+    """
     backend, group = job["backend"], job["group"]
     junit = workdir / f"junit-{backend}-{job['index']}.xml"
     cmd = [
-        sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+        sys.executable, "-u", "-m", "pytest", "-v", "-p", "no:cacheprovider",
         f"--junitxml={junit}", *pytest_args, *group,
     ]
+    env = _env(backend, threads)
+    marker = f"{MARKER_VAR}={uuid.uuid4().hex}"
+    env[MARKER_VAR] = marker.split("=", 1)[1]
+    name = (group[0] if group else "") or " ".join(
+        a for a in pytest_args if Path(a.split("::")[0]).exists())
     start = time.time()
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=_env(backend, threads), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    for line in proc.stdout:
-        with lock:
-            sys.stdout.write(f"[{backend}] {line}")
-            sys.stdout.flush()
-    code = proc.wait()
-    return {
+    with lock:
+        RUNNING[proc.pid] = marker
+    output = _Output(proc.stdout, backend, lock)
+    timed_out = False
+    try:
+        code = proc.wait(timeout=process_timeout or None)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        killed = kill_tree(proc.pid, marker=marker)
+        code = proc.wait()
+    except BaseException:  # Ctrl-C: take the process and its children along
+        kill_tree(proc.pid, marker=marker)
+        raise
+    else:
+        # Processes a test left behind (detached from pytest's group) stop here, not at the
+        # end of the suite.
+        leftovers = kill_tree(None, marker=marker)
+        if leftovers:
+            with lock:
+                print(f"[{backend}] {name}: killed {len(leftovers)} process(es) that its tests "
+                      f"left running")
+    with lock:
+        RUNNING.pop(proc.pid, None)
+    output.finish()
+    proc.stdout.close()
+    result = {
         "backend": backend,
-        "group": (group[0] if group else "")
-        or " ".join(a for a in pytest_args if Path(a.split("::")[0]).exists()),
+        "group": name,
         "rc": 0 if code in (0, 5) else code,  # 5: this folder collected nothing under a filter
         "seconds": time.time() - start,
         **_counts(junit),
     }
+    if timed_out:
+        running = output.running if output.running not in output.results else None
+        counts = output.counts()
+        counts["failed"] += 1
+        what = running or f"no test (between tests, or collecting: {name})"
+        last = output.last_lines()
+        counts["failures"].append((
+            f"DEADLINE {running or name}",
+            f"pytest process killed after --process-timeout {process_timeout:g} s "
+            f"({len(killed)} processes); its last line: {last[-1].strip() if last else ''}"))
+        result.update(counts, rc=code or -9)
+        with lock:
+            print("=" * 78)
+            print(f"[{backend}] DEADLINE: the pytest process of {name} ran past "
+                  f"--process-timeout {process_timeout:g} s; killed it with its process group "
+                  f"and every process it started ({len(killed)} in all).")
+            print(f"[{backend}] test running: {what}")
+            print(f"[{backend}] its last {len(last)} lines:")
+            for line in last:
+                print(f"[{backend}] | {line}")
+            print("=" * 78)
+            sys.stdout.flush()
+    return result
 
 
 def _jobs(backends: list[str], pytest_args: list[str]) -> list[dict]:
@@ -162,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="compute threads per backend process (default: 1)")
     parser.add_argument("--require-all", action="store_true",
                         help="fail when a requested backend is not installed")
+    parser.add_argument("--process-timeout", type=float, default=PROCESS_TIMEOUT,
+                        metavar="SECONDS",
+                        help="deadline of each pytest process: past it the process is killed "
+                             "with everything it started and counts as failed, naming the test "
+                             f"that was running (default: {PROCESS_TIMEOUT}; 0: none). The "
+                             "limit per test is pytest-timeout's: pass `-- --timeout SECONDS`")
     args = parser.parse_args(argv)
     wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in wanted if b not in BACKENDS]
@@ -188,15 +346,27 @@ def main(argv: list[str] | None = None) -> int:
                     if not pending:
                         return
                     job = pending.pop(0)
-                res = _run_job(job, extra, args.threads, Path(tmp), lock)
+                res = _run_job(job, extra, args.threads, Path(tmp), lock, args.process_timeout)
                 with lock:
                     done.append(res)
 
         threads = [threading.Thread(target=worker) for _ in range(max(1, args.jobs))]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except KeyboardInterrupt:
+            # The pytest processes run in sessions of their own: Ctrl-C does not reach them.
+            with lock:
+                pending.clear()
+                running = dict(RUNNING)
+            for pid, marker in running.items():
+                kill_tree(pid, marker=marker)
+            for t in threads:
+                t.join()
+            print("interrupted: every pytest process was killed")
+            return 130
     wall = time.time() - wall_start
 
     print("=" * 78)
