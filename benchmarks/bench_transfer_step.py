@@ -4,14 +4,22 @@ Three ways to train the same VGG19 + GAP head on the same shapes, all layers
 trainable (the fine-tuning phase, the expensive one), SGD momentum 0.9, one
 epoch of ``--steps`` batches followed by a validation pass of ``--val-batches``:
 
-- ``recipe``: Keras ``fit`` on the recipe's model and input pipeline
-  (``recipes/transfer_vgg19.py``: ``Recipe.build_model``, its epoch-indexed
-  ``tf.data`` pipeline) with the recipe's per-epoch callbacks attached
-  (GradientHistogram capturing gradients, Keras's TensorBoard with weight
-  histograms every epoch, EarlyStopping, the per-epoch checkpoint that
-  ``--resume`` needs; UnfreezeSchedule acts once per run, at the unfreeze
-  epoch, and is not part of a steady-state epoch);
-- ``bare_fit``: the same model, pipeline and ``fit``, no callbacks;
+- ``recipe``: the recipe's own training of one variant
+  (``recipes/transfer_vgg19.py``: ``train_variant("transfer", ...)`` with
+  ``head_epochs=0``, ``fine_tune_epochs=--epochs``, no pretrained weights), on
+  synthetic NumPy splits: its model (``build_model``), its seeded
+  ``keras_recipes.data.epoch_batches`` pipeline and its callbacks
+  (GradientHistogram capturing gradients, WeightHistogram every
+  ``--histogram-freq`` epochs, EpochScalars, EarlyStopping, StopOnNonFinite, the
+  per-epoch RunCheckpoint that ``--resume`` needs), run through
+  ``DistributeContext.fit`` (``distribute.setup("none")``), each fit in a fresh
+  run folder (nothing to resume); UnfreezeSchedule (only with a head phase) and
+  EvaluateAt (the test evaluation at the end of a phase, taken out of the fit)
+  act once per phase and are not part of a steady-state epoch;
+- ``bare_fit``: the same model (``build_model``) and the same batches
+  (``epoch_batches``) in a plain ``model.fit``, no callbacks;
+- ``recipe-<Callback>``: the recipe less the callbacks of that class name (removed
+  from the fit's ``CallbackList`` before training starts), to attribute the overhead;
 - ``torch_loop``: the course's trainer style written by hand in ``torch.nn``
   (VGG19 conv stack + GAP + Linear, the same caffe preprocessing, a
   ``DataLoader`` over tensors, ``zero_grad / forward / CrossEntropyLoss /
@@ -19,11 +27,13 @@ epoch of ``--steps`` batches followed by a validation pass of ``--val-batches``:
 
 Variants alternate (rotated order) in one process per backend; each fit runs
 ``--epochs`` epochs and the first one (tracing, warm-up) is dropped; the last
-one includes the callbacks' end-of-training work (background histogram writes
-drained, files closed), so work moved off the loop is still counted. Printed:
-the median seconds per epoch, images per second, and the ratios
-recipe/bare_fit (target: <= 1.05), bare_fit/torch_loop and recipe/torch_loop,
-plus the input pipeline's share: the time to draw one epoch of batches from
+one includes the callbacks' end-of-training work (background histogram and
+checkpoint writes drained, files closed), so work moved off the loop is still
+counted. Printed: the median seconds per epoch, images per second, and the
+ratios recipe/bare_fit (target: <= 1.05), recipe/recipe-<Callback> (the share of
+that callback), bare_fit/torch_loop and recipe/torch_loop, the median
+end-of-epoch seconds of each callback of the recipe's fit, plus the input
+pipeline's share: the time to draw one epoch of batches from
 the recipe's pipeline alone, relative to a bare epoch (the pipeline prefetches
 in parallel; a share well below 100% means it cannot starve the step).
 
@@ -39,8 +49,12 @@ Results are recorded in ``benchmarks/results/transfer_step.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
+import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -67,7 +81,7 @@ def parse_args(argv=None):
     p.add_argument("--variants", default="recipe,bare_fit,torch_loop",
                    help="comma-separated; recipe-<Callback> is the recipe without that callback "
                         "(e.g. recipe-GradientHistogram, recipe-RunCheckpoint, "
-                        "recipe-WeightHistograms), to attribute the overhead")
+                        "recipe-WeightHistogram), to attribute the overhead")
     p.add_argument("--profile", default="", metavar="VARIANT",
                    help="after the timed runs, one more fit of VARIANT under cProfile (the "
                         "main thread, epochs after the first): prints the functions that take "
@@ -178,7 +192,10 @@ def main(argv=None) -> int:
         mixed_precision_policy,
         set_num_threads,
     )
+    from keras_recipes.callbacks.run_checkpoint import RunCheckpoint, _fit_callback_list
+    from keras_recipes.data import epoch_batches
     from keras_recipes.data.pipeline import DatasetSplits
+    from keras_recipes.distribute import setup as distribute_setup
 
     if args.threads:
         set_num_threads(args.threads)
@@ -194,24 +211,41 @@ def main(argv=None) -> int:
     y = (np.arange(n) % k).astype("int32")
     xv = rng.uniform(0, 255, (nv, s, s, 3)).astype("float32")
     yv = (np.arange(nv) % k).astype("int32")
+    # The recipe's EvaluateAt (a test evaluation at the end of each phase, here in the last
+    # epoch) is not part of a steady-state epoch: FitCallbacks takes it out of every recipe
+    # fit. (train_variant cannot take in-memory splits without a test split: test=None
+    # fails in its epoch_batches(*splits.test, ...).) Its test evaluation after the fit is
+    # not timed.
     splits = DatasetSplits(train=(x, y), validation=(xv, yv), test=(xv, yv),
                            class_names=[str(i) for i in range(k)], source="synthetic",
                            counts={"train": n, "validation": nv, "test": nv})
     epochs = args.epochs
-    # Phase 2 of the recipe for every epoch: head_epochs=0 trains all layers from the start.
-    # The phase is longer than the fits, so its once-per-phase test evaluation is not timed.
+    # Phase 2 of the recipe for every epoch: head_epochs=0 trains all layers from the start,
+    # for --epochs epochs (the fit's length); early stopping cannot end it.
     cfg = recipe_mod.Defaults(
         data="digits", weights="none", head="gap", image_size=s, batch_size=bs,
-        head_epochs=0, fine_tune_epochs=epochs + 100, patience=epochs + 100, grad_probe=0,
+        head_epochs=0, fine_tune_epochs=epochs, patience=epochs + 100, grad_probe=0,
         histogram_freq=args.histogram_freq, verbose=0, backend=args.backend,
-        mixed_precision=args.mixed_precision)
-    # The Plan's batch size is the one the recipe's pipelines use (its default is 32).
-    plan = recipe_mod.Plan(data="digits", weights="none", head="gap", image_size=s,
-                           scratch=False, batch_size=bs)
+        mixed_precision=args.mixed_precision, scratch="no")
+    try:
+        recipe_mod.check(cfg)
+    except recipe_mod.RecipeError as err:
+        raise SystemExit(f"the recipe refuses these settings: {err}") from None
+    plan = recipe_mod.resolve(cfg)
+    if plan["batch_size"] != bs:  # the same shapes as the PyTorch loop, or no comparison
+        raise SystemExit(f"the recipe's plan has batch size {plan['batch_size']}, not "
+                         f"--batch-size {bs}")
+    ctx = distribute_setup("none")
     tmp = Path(tempfile.mkdtemp(prefix="bench_transfer_"))
 
     class EpochTimer(keras.callbacks.Callback):
+        async_safe = True  # no batch hooks: leaves Keras's async batch dispatch as it is
+
         def on_train_begin(self, logs=None):
+            steps = self.params.get("steps")
+            if steps != args.steps:  # the same shapes as the PyTorch loop, or no comparison
+                raise SystemExit(f"the fit makes {steps} steps per epoch, not --steps "
+                                 f"{args.steps} (batch {plan['batch_size']}, {n} images)")
             self.times, self.last = [], time.perf_counter()
             self.cpu, self.last_cpu = [], time.process_time()
 
@@ -224,13 +258,15 @@ def main(argv=None) -> int:
 
         def on_train_end(self, logs=None):
             # The last epoch also pays for what the callbacks finish at the end of
-            # training (e.g. background histogram writes drained): nothing escapes the
-            # timing. This callback is the last one, so it runs after theirs.
+            # training (e.g. background histogram and checkpoint writes drained): nothing
+            # escapes the timing. This callback is the last one, so it runs after theirs.
             self.times[-1] += time.perf_counter() - self.last
             self.cpu[-1] += time.process_time() - self.last_cpu
 
     class ProfileWindow(keras.callbacks.Callback):
         """Profiles the epochs after the first (as timed), up to the end of training."""
+
+        async_safe = True
 
         def __init__(self, profiler):
             super().__init__()
@@ -243,35 +279,50 @@ def main(argv=None) -> int:
         def on_train_end(self, logs=None):
             self.profiler.disable()
 
-    def keras_fit(with_callbacks: bool, run: int, without: str = "",
-                  profiler=None) -> list[float]:
-        r = recipe_mod.Recipe(cfg, None, None)
-        r.attach(plan, splits, True, tmp / f"run{run}-{int(with_callbacks)}{without}")
-        net, model, fp = r.build_model("transfer", None)
-        train, steps, val, test, probe = r._pipelines(0, epochs)
-        if steps != args.steps:  # the same shapes as the PyTorch loop, or no comparison
-            raise SystemExit(f"the recipe's pipeline makes {steps} steps per epoch, not "
-                             f"--steps {args.steps} (batch {r.plan.batch_size}, not {bs})")
-        cbs = []
-        if with_callbacks:
-            cbs, chief, _ = r.make_callbacks("transfer", test, probe, None, fp)
-            cbs = [*cbs, *chief]  # one process: every callback runs
-            if without:  # attribution: the recipe less one callback
-                cbs = [cb for cb in cbs if type(cb).__name__.lstrip("_") != without]
-            for cb in cbs:  # time each callback's end-of-epoch work
-                _time_epoch_end(cb, epoch_end_seconds if not without else {})
-        timer = EpochTimer()
-        window = [ProfileWindow(profiler)] if profiler is not None else []
-        model.fit(train, epochs=epochs, steps_per_epoch=steps, validation_data=val,
-                  callbacks=[*cbs, timer, *window], shuffle=False, verbose=0)
-        name = "bare_fit" if not with_callbacks else f"recipe-{without}" if without else "recipe"
-        cpu_times[name] += timer.cpu[1:]
-        return timer.times[1:]
+    # Callbacks of the recipe that act at the end of a phase only (not timed: see `splits`).
+    ONCE_PER_PHASE = ("EvaluateAt",)
 
-    epoch_end_seconds: dict[str, list[float]] = {}
+    class FitCallbacks(keras.callbacks.Callback):
+        """Edits the recipe's fit from inside: the callbacks of class `without` and those in
+        ONCE_PER_PHASE removed, each other callback's end-of-epoch time recorded in
+        `epoch_end` (a dict), and the benchmark's own callbacks (`last`: the timer, the
+        profile window) moved to the end.
+
+        ``train_variant`` passes its extra callbacks to the fit beside its own, so the fit's
+        ``CallbackList`` is found from ``set_model`` (called when Keras builds the list, before
+        training starts) and given a new list (RunCheckpoint, which moves itself to the end of
+        the list in its own ``set_model``, runs before this one; the list Keras is iterating
+        to call ``set_model`` stays as it was)."""
+
+        async_safe = True
+
+        def __init__(self, without: str, epoch_end: dict | None, last: list):
+            super().__init__()
+            self.without, self.epoch_end, self.last = without, epoch_end, last
+
+        def set_model(self, model):
+            super().set_model(model)
+            callbacks = _fit_callback_list(self)
+            if callbacks is None:
+                raise SystemExit("bench: the recipe's fit did not take the extra callbacks "
+                                 "(no keras.callbacks.CallbackList found from set_model)")
+            ours = [self, *self.last]
+            listed = [cb for cb in callbacks.callbacks if not any(cb is o for o in ours)]
+            kept = [cb for cb in listed if type(cb).__name__ != self.without]
+            if self.without and len(kept) == len(listed):
+                raise SystemExit(f"recipe-{self.without}: the recipe's fit has no callback of "
+                                 "that class; it has " + ", ".join(
+                                     sorted({type(cb).__name__ for cb in listed})))
+            kept = [cb for cb in kept if type(cb).__name__ not in ONCE_PER_PHASE]
+            for cb in kept:
+                if isinstance(cb, RunCheckpoint):  # it saves the state of the others it saw
+                    cb._others = [o for o in cb._others if any(o is c for c in kept)]
+                if self.epoch_end is not None:
+                    _time_epoch_end(cb, self.epoch_end)
+            callbacks.callbacks = [*kept, self, *self.last]
 
     def _time_epoch_end(cb, acc):
-        name = type(cb).__name__.lstrip("_")
+        name = type(cb).__name__
         original = cb.on_epoch_end
 
         def timed(epoch, logs=None):
@@ -281,6 +332,35 @@ def main(argv=None) -> int:
                 acc.setdefault(name, []).append(time.perf_counter() - t0)
 
         cb.on_epoch_end = timed
+
+    epoch_end_seconds: dict[str, list[float]] = {}
+
+    def recipe_fit(run: int, without: str = "", profiler=None) -> list[float]:
+        timer = EpochTimer()
+        window = [ProfileWindow(profiler)] if profiler is not None else []
+        hooks = FitCallbacks(without, None if without else epoch_end_seconds, [timer, *window])
+        run_dir = Path(tempfile.mkdtemp(prefix=f"run{run}-{without or 'recipe'}-", dir=tmp))
+        with contextlib.redirect_stdout(io.StringIO()):  # the recipe's "== transfer" lines
+            recipe_mod.train_variant("transfer", cfg, plan, ctx, splits, run_dir, None,
+                                     extra_callbacks=[hooks, timer, *window])
+        shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints, logs, best.keras (VGG19)
+        name = f"recipe-{without}" if without else "recipe"
+        cpu_times[name] += timer.cpu[1:]
+        return timer.times[1:]
+
+    def bare_fit(run: int, profiler=None) -> list[float]:
+        with ctx.scope():
+            _, model, one_hot = recipe_mod.build_model(cfg, plan, k, None, False, "transfer")
+        b = plan["batch_size"]
+        train = epoch_batches(x, y, b, seed=cfg.seed, epochs=epochs, one_hot=one_hot,
+                              engine="auto")
+        val = epoch_batches(xv, yv, b, seed=None, one_hot=one_hot, engine="auto")
+        timer = EpochTimer()
+        window = [ProfileWindow(profiler)] if profiler is not None else []
+        model.fit(train, epochs=epochs, steps_per_epoch=math.ceil(n / b), validation_data=val,
+                  callbacks=[timer, *window], shuffle=False, verbose=0)
+        cpu_times["bare_fit"] += timer.cpu[1:]
+        return timer.times[1:]
 
     def torch_loop(run: int, profiler=None) -> list[float]:
         loop = TorchLoop(x, y, xv, yv, bs, k)
@@ -299,10 +379,9 @@ def main(argv=None) -> int:
         return times[1:]
 
     def pipeline_only() -> float:
-        r = recipe_mod.Recipe(cfg, None, None)
-        r.attach(plan, splits, True, tmp / "pipeline")
-        r.onehot_pipeline = False
-        train, steps, *_ = r._pipelines(0, 2)
+        b = plan["batch_size"]
+        train = epoch_batches(x, y, b, seed=cfg.seed, epochs=2, engine="auto")
+        steps = math.ceil(n / b)
         it = iter(train)
         for _ in range(steps):  # first epoch: warm-up
             next(it)
@@ -312,14 +391,14 @@ def main(argv=None) -> int:
         return time.perf_counter() - t0
 
     runners = {
-        "recipe": lambda i, profiler=None: keras_fit(True, i, profiler=profiler),
-        "bare_fit": lambda i, profiler=None: keras_fit(False, i, profiler=profiler),
+        "recipe": lambda i, profiler=None: recipe_fit(i, profiler=profiler),
+        "bare_fit": bare_fit,
         "torch_loop": torch_loop,
     }
     variants = [v for v in args.variants.split(",") if v]
 
     def without(callback_name):
-        return lambda i, profiler=None: keras_fit(True, i, callback_name, profiler=profiler)
+        return lambda i, profiler=None: recipe_fit(i, callback_name, profiler=profiler)
 
     for flag, v in [*(("--variants", v) for v in variants), ("--profile", args.profile)]:
         if v.startswith("recipe-"):  # e.g. recipe-GradientHistogram
@@ -378,6 +457,7 @@ def main(argv=None) -> int:
               "of a bare epoch (prefetched in parallel)")
     if args.profile:
         profile(runners[args.profile], args.profile, args.repeats, epochs, args.profile_out)
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

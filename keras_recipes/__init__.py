@@ -12,6 +12,7 @@ Subpackages:
     data: bundled offline data (scikit-learn digits) and real downloaders.
     distribute: data-parallel training on each backend's own engine.
     models: model wrappers (AugmentedModel).
+    experiments: what the recipes share (command line, run folder, results).
 """
 
 __version__ = "0.1.0"
@@ -22,6 +23,7 @@ from keras_recipes import (  # noqa: E402
     callbacks,
     data,
     distribute,
+    experiments,
     initializers,
     layers,
     models,
@@ -35,6 +37,7 @@ __all__ = [
     "callbacks",
     "data",
     "distribute",
+    "experiments",
     "initializers",
     "layers",
     "models",

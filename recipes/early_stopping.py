@@ -91,17 +91,17 @@ import time  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_recipes import runs  # noqa: E402
+from keras_recipes import experiments  # noqa: E402
 from keras_recipes.backend import device_description  # noqa: E402
-from keras_recipes.callbacks import EarlyStopping  # noqa: E402
-from keras_recipes.data import image_folder, load_digits  # noqa: E402
-from keras_recipes.runs import option  # noqa: E402
+from keras_recipes.callbacks import EarlyStopping, EpochScalars  # noqa: E402
+from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.experiments import option  # noqa: E402
 
 RULES = ("full", "patience", "patience_last", "overfit", "overfit_last")
 
 
 @dataclasses.dataclass
-class Config(runs.RecipeConfig):
+class Config(experiments.RecipeConfig):
     seeds: tuple = option((0, 1, 2, 3, 4), "seeds (mean ± sd over them)")
     image_size: int = option(8, "images are resized to this side, then flattened")
     train_per_class: int = option(10, "training images per class (little data: overfitting)")
@@ -177,12 +177,12 @@ def run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
     callback = stopper(rule, config)
     log_dir = os.path.join(run_dir, "tensorboard", rule, f"seed{seed}")
     history = model.fit(
-        runs.seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
         shuffle=False,  # the order is seeded_batches' own
         epochs=config.max_epochs,
         validation_data=(x_val, y_val),
         validation_batch_size=512,  # one batch: less per-epoch overhead
-        callbacks=[c for c in (callback, runs.tensorboard_scalars(log_dir)) if c is not None],
+        callbacks=[c for c in (callback, EpochScalars(log_dir)) if c is not None],
         verbose=0,
     )
     val_kept = model.evaluate(x_val, y_val, verbose=0, batch_size=512)
@@ -203,12 +203,12 @@ def run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
         "loss": [float(v) for v in history.history["loss"]],
         "val_loss": val_losses,
         "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
-        "initial_weights": runs.fingerprint(initial),
+        "initial_weights": experiments.fingerprint(initial),
     }
 
 
 def plot_curves(results, config, path):
-    plt = runs.pyplot()
+    plt = experiments.pyplot()
 
     reference = "full" if "full" in results else next(iter(results))
     ref = results[reference]["runs"][0]
@@ -243,7 +243,7 @@ def plot_curves(results, config, path):
 
 
 def main(argv=None) -> dict:
-    config, (data, n_classes), run_dir = runs.start_run(
+    config, (data, n_classes), run_dir = experiments.start_run(
         Config, load_data, argv, name="early_stopping", description=__doc__, smoke=SMOKE
     )
     n_in = data[0][0].shape[1]
@@ -270,21 +270,21 @@ def main(argv=None) -> dict:
     for rule, rruns in by_rule.items():
         results[rule] = {"runs": rruns}
         for key in ("epochs_run", "best_epoch", "test_accuracy", "test_loss", "val_loss_kept"):
-            results[rule][key] = runs.summarize(r[key] for r in rruns)
+            results[rule][key] = experiments.summarize(r[key] for r in rruns)
         reasons = sorted({r["stop_reason"] for r in rruns})
         rows.append([
             rule,
             "best" if rruns[0]["restored_best"] else "last",
-            runs.format_mean_sd(results[rule]["epochs_run"], digits=1),
-            runs.format_mean_sd(results[rule]["best_epoch"], digits=1),
+            experiments.format_mean_sd(results[rule]["epochs_run"], digits=1),
+            experiments.format_mean_sd(results[rule]["best_epoch"], digits=1),
             ", ".join(reasons),
-            runs.format_mean_sd(results[rule]["val_loss_kept"], digits=3),
-            runs.format_mean_sd(results[rule]["test_loss"], digits=3),
-            runs.format_mean_sd(results[rule]["test_accuracy"], digits=1, scale=100),
+            experiments.format_mean_sd(results[rule]["val_loss_kept"], digits=3),
+            experiments.format_mean_sd(results[rule]["test_loss"], digits=3),
+            experiments.format_mean_sd(results[rule]["test_accuracy"], digits=1, scale=100),
         ])
         print(f"{rule:14s} epochs {rows[-1][2]}, test accuracy {rows[-1][7]}", flush=True)
     plot_curves(results, config, os.path.join(run_dir, "curves.png"))
-    table = runs.markdown_table(
+    table = experiments.markdown_table(
         ["rule", "weights kept", "epochs run", "best epoch (val loss)", "stop reason",
          "val loss of kept weights", "test loss", "test accuracy %"],
         rows,
@@ -306,7 +306,7 @@ def main(argv=None) -> dict:
         "train_size": len(data[0][1]),
         "rules": results,
     }
-    runs.finish_run(run_dir, title="Early stopping", summary=summary, table=table,
+    experiments.finish_run(run_dir, title="Early stopping", summary=summary, table=table,
                     metrics=metrics, outputs=["curves.png", "best.keras", "tensorboard/"])
     return metrics
 

@@ -89,18 +89,18 @@ import warnings  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_recipes import runs  # noqa: E402
+from keras_recipes import experiments  # noqa: E402
 from keras_recipes.backend import device_description  # noqa: E402
-from keras_recipes.callbacks import GradientHistogram  # noqa: E402
+from keras_recipes.callbacks import EpochScalars, GradientHistogram  # noqa: E402
 from keras_recipes.callbacks.event_writer import read_scalars  # noqa: E402
-from keras_recipes.data import image_folder, load_digits  # noqa: E402
-from keras_recipes.runs import option  # noqa: E402
+from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.experiments import option  # noqa: E402
 
 VARIANTS = ("none", "global_clipnorm", "clipnorm", "clipvalue")
 
 
 @dataclasses.dataclass
-class Config(runs.RecipeConfig):
+class Config(experiments.RecipeConfig):
     image_size: int = option(8, "images are resized to this side and read pixel by pixel")
     units: int = option(64, "SimpleRNN units")
     activation: str = option("linear", "SimpleRNN activation (linear: pure products of W)")
@@ -198,14 +198,14 @@ def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir
                                   verbose=0)
     steps = StepLosses()
     history = model.fit(
-        runs.seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
         shuffle=False,  # the order is seeded_batches' own
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch or None,
         callbacks=[
             histogram,
             steps,
-            runs.tensorboard_scalars(log_dir),
+            EpochScalars(log_dir),
             keras.callbacks.TerminateOnNaN(),
         ],
         verbose=0,
@@ -217,7 +217,8 @@ def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir
     if diverged:
         test_loss, test_acc = float("nan"), float("nan")
     else:
-        test_loss, test_acc = runs.sparse_scores(runs.predict_logits(model, x_test), y_test)
+        logits = experiments.predict_logits(model, x_test)
+        test_loss, test_acc = experiments.sparse_scores(logits, y_test)
     threshold = config.global_clipnorm  # the course's max_norm, the reference for all
     finite = [v for v in norms if math.isfinite(v)]
     return {
@@ -235,12 +236,12 @@ def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir
             float(np.mean([v > threshold for v in norms])) if norms else float("nan")
         ),
         "epoch_accuracy": [float(v) for v in history.history.get("accuracy", [])],
-        "initial_weights": runs.fingerprint(initial_weights),
+        "initial_weights": experiments.fingerprint(initial_weights),
     }
 
 
 def plot(results, config, run_dir):
-    plt = runs.pyplot()
+    plt = experiments.pyplot()
 
     for key, filename, ylabel in (
         ("global_gradient_norm", "gradient_norm.png", "global gradient norm (before clipping)"),
@@ -272,7 +273,7 @@ def plot(results, config, run_dir):
 
 
 def main(argv=None) -> dict:
-    config, (data, n_classes), run_dir = runs.start_run(
+    config, (data, n_classes), run_dir = experiments.start_run(
         Config, load_data, argv, name="gradient_clipping", description=__doc__, smoke=SMOKE
     )
     # Divergence without clipping is the expected outcome: it is counted in the table, so
@@ -301,15 +302,15 @@ def main(argv=None) -> dict:
         results[variant] = {
             "setting": settings[variant],
             "runs": vruns,
-            "test_accuracy": runs.summarize(r["test_accuracy"] for r in ok),
+            "test_accuracy": experiments.summarize(r["test_accuracy"] for r in ok),
             "diverged_seeds": sum(r["diverged"] for r in vruns),
-            "max_gradient_norm": runs.summarize(r["max_gradient_norm"] for r in vruns),
+            "max_gradient_norm": experiments.summarize(r["max_gradient_norm"] for r in vruns),
         }
         first_nan = [r["first_nonfinite_step"] for r in vruns if r["diverged"]]
         rows.append([
             variant,
             settings[variant],
-            runs.format_mean_sd(results[variant]["test_accuracy"], digits=1, scale=100)
+            experiments.format_mean_sd(results[variant]["test_accuracy"], digits=1, scale=100)
             if ok else "-",
             f"{results[variant]['diverged_seeds']}/{len(vruns)}"
             + (f" (NaN at step {', '.join(map(str, first_nan))})" if first_nan else ""),
@@ -318,7 +319,7 @@ def main(argv=None) -> dict:
         ])
         print(f"{variant:16s} test accuracy {rows[-1][2]}, diverged {rows[-1][3]}", flush=True)
     plot(results, config, run_dir)
-    table = runs.markdown_table(
+    table = experiments.markdown_table(
         [
             "variant",
             "setting",
@@ -347,7 +348,7 @@ def main(argv=None) -> dict:
         "sequence_length": int(data[0][0].shape[1]),
         "variants": results,
     }
-    runs.finish_run(run_dir, title="Gradient clipping", summary=summary, table=table,
+    experiments.finish_run(run_dir, title="Gradient clipping", summary=summary, table=table,
                     metrics=metrics, outputs=["gradient_norm.png", "loss.png", "tensorboard/"])
     return metrics
 

@@ -156,13 +156,14 @@ import time  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_recipes import runs  # noqa: E402
+from keras_recipes import experiments  # noqa: E402
 from keras_recipes.backend import allow_jit, device_description  # noqa: E402
-from keras_recipes.data import image_folder, load_digits  # noqa: E402
+from keras_recipes.callbacks import EpochScalars  # noqa: E402
+from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.experiments import option  # noqa: E402
 from keras_recipes.layers import CutMix, MixUp, MixUpOrCutMix  # noqa: E402
 from keras_recipes.models import AugmentedModel  # noqa: E402
 from keras_recipes.regularizers import add_weight_penalty  # noqa: E402
-from keras_recipes.runs import option  # noqa: E402
 
 VARIANTS = ("none", "l2", "dropout", "batchnorm", "augment", "label_smoothing", "mixup",
             "cutmix", "mixup_or_cutmix", "all")
@@ -173,7 +174,7 @@ SHARED_LAYERS = ("conv1", "conv2", "dense1", "logits")  # same initial weights i
 
 
 @dataclasses.dataclass
-class Config(runs.RecipeConfig):
+class Config(experiments.RecipeConfig):
     data: str = option("digits", "'digits' (bundled), 'cifar10' (download) or a folder")
     image_size: int = option(16, "images are resized to this side (RGB)")
     train_per_class: int = option(30, "training images per class (few: regularization matters)")
@@ -333,19 +334,19 @@ def run_variant(variant, seed, initial, data, k, config, run_dir):
     )
     log_dir = os.path.join(run_dir, "tensorboard", variant, f"seed{seed}")
     history = model.fit(
-        runs.seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
         shuffle=False,  # the order is seeded_batches' own
         epochs=config.epochs,
         validation_data=(x_val, y_val),
         validation_batch_size=512,  # one batch: less per-epoch overhead
-        callbacks=[runs.tensorboard_scalars(log_dir)],
+        callbacks=[EpochScalars(log_dir)],
         verbose=0,
     )
     scores = {}
     for split, (x, y) in (("train", (x_train, y_train)), ("validation", (x_val, y_val)),
                           ("test", (x_test, y_test))):
         # Accuracy only: the loss of `evaluate` would include the L2 penalty and smoothing.
-        logits = runs.predict_logits(cnn, x)
+        logits = experiments.predict_logits(cnn, x)
         scores[split] = float(np.mean(np.argmax(logits, -1) == np.argmax(y, -1)))
     return {
         "train_accuracy": scores["train"],
@@ -354,7 +355,7 @@ def run_variant(variant, seed, initial, data, k, config, run_dir):
         "gap": scores["train"] - scores["test"],
         "epoch_val_accuracy": [float(v) for v in history.history["val_accuracy"]],
         "epoch_val_loss": [float(v) for v in history.history["val_loss"]],
-        "initial_weights": runs.fingerprint(shared),
+        "initial_weights": experiments.fingerprint(shared),
         "penalized_weights": penalized,
         "parameters": int(cnn.count_params()),
         "layers": layer_kinds(cnn),  # what the variant's CNN holds (augmentation, BN, dropout)
@@ -365,7 +366,7 @@ def run_variant(variant, seed, initial, data, k, config, run_dir):
 
 
 def plot_curves(results, config, path):
-    plt = runs.pyplot()
+    plt = experiments.pyplot()
 
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(13, 4.8))
     cmap = plt.get_cmap("tab10")
@@ -390,7 +391,7 @@ def plot_curves(results, config, path):
 
 
 def main(argv=None) -> dict:
-    config, (data, k), run_dir = runs.start_run(
+    config, (data, k), run_dir = experiments.start_run(
         Config, load_data, argv, name="regularization_ablation", description=__doc__,
         smoke=SMOKE,
     )
@@ -412,13 +413,13 @@ def main(argv=None) -> dict:
     for variant, vruns in by_variant.items():
         results[variant] = {"runs": vruns}
         for key in ("train_accuracy", "val_accuracy", "test_accuracy", "gap"):
-            results[variant][key] = runs.summarize(r[key] for r in vruns)
+            results[variant][key] = experiments.summarize(r[key] for r in vruns)
         rows.append([variant] + [
-            runs.format_mean_sd(results[variant][key], digits=1, scale=100)
+            experiments.format_mean_sd(results[variant][key], digits=1, scale=100)
             for key in ("train_accuracy", "val_accuracy", "test_accuracy", "gap")
         ])
     plot_curves(results, config, os.path.join(run_dir, "curves.png"))
-    table = runs.markdown_table(
+    table = experiments.markdown_table(
         ["variant", "train accuracy %", "validation accuracy %", "test accuracy %",
          "gap (train − test), points"],
         rows,
@@ -440,7 +441,7 @@ def main(argv=None) -> dict:
         "split_sizes": {"train": counts[0], "validation": counts[1], "test": counts[2]},
         "variants": results,
     }
-    runs.finish_run(run_dir, title="Regularization ablation", summary=summary, table=table,
+    experiments.finish_run(run_dir, title="Regularization ablation", summary=summary, table=table,
                     metrics=metrics, outputs=["curves.png", "all.keras", "tensorboard/"])
     return metrics
 

@@ -105,23 +105,27 @@ import warnings  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_recipes import runs  # noqa: E402
+from keras_recipes import experiments  # noqa: E402
 from keras_recipes.backend import (  # noqa: E402
     device_description,
     loss_and_gradients,
 )
-from keras_recipes.callbacks import GradientHistogram, plot_gradient_norms  # noqa: E402
+from keras_recipes.callbacks import (  # noqa: E402
+    EpochScalars,
+    GradientHistogram,
+    plot_gradient_norms,
+)
 from keras_recipes.callbacks.plot_gradient_norms import layer_gradient_norms  # noqa: E402
-from keras_recipes.data import image_folder, load_digits  # noqa: E402
+from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.experiments import option  # noqa: E402
 from keras_recipes.initializers import He, Xavier, lsuv  # noqa: E402
-from keras_recipes.runs import option  # noqa: E402
 
 INITS = ("small", "glorot", "he", "lsuv")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 
 @dataclasses.dataclass
-class Config(runs.RecipeConfig):
+class Config(experiments.RecipeConfig):
     image_size: int = option(8, "images are resized to this side, then flattened")
     depth: int = option(20, "hidden Dense layers")
     width: int = option(64, "units per hidden layer")
@@ -262,7 +266,7 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
     if init == "lsuv":
         lsuv_report = lsuv(fresh, x_train[: config.batch_size * 4], seed=seed)
     weights = fresh.get_weights()
-    initial = runs.fingerprint(weights)
+    initial = experiments.fingerprint(weights)
     trainers = trainers or Trainers(x_train.shape[1], n_classes, config)
     model = trainers.get(activation, weights)
     norms_init = layer_norms(model, *probe)
@@ -275,11 +279,11 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
         verbose=0,
     )
     history = model.fit(
-        runs.seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
+        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
         shuffle=False,  # the order is seeded_batches' own
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch or None,
-        callbacks=[histogram, runs.tensorboard_scalars(log_dir)],
+        callbacks=[histogram, EpochScalars(log_dir)],
         verbose=0,
     )
     norms_final = logged_final_norms(log_dir, model)
@@ -289,7 +293,8 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
             log_dir, os.path.join(run_dir, "gradient_norms", f"{name}.png"), title=name
         )
     # Direct calls, not `evaluate`: no test function compiled per model (see predict_logits).
-    test_loss, test_acc = runs.sparse_scores(runs.predict_logits(model, x_test), y_test)
+    logits = experiments.predict_logits(model, x_test)
+    test_loss, test_acc = experiments.sparse_scores(logits, y_test)
     return {
         "test_accuracy": float(test_acc),
         "test_loss": float(test_loss),
@@ -305,7 +310,7 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
 
 
 def plot_by_depth(results, config, path):
-    plt = runs.pyplot()
+    plt = experiments.pyplot()
 
     fig, axes = plt.subplots(
         1, len(config.activations), figsize=(5 * len(config.activations), 4.2), squeeze=False
@@ -337,7 +342,7 @@ def plot_by_depth(results, config, path):
 
 
 def plot_losses(results, config, path):
-    plt = runs.pyplot()
+    plt = experiments.pyplot()
 
     fig, axes = plt.subplots(
         1, len(config.activations), figsize=(5 * len(config.activations), 3.6), squeeze=False
@@ -357,7 +362,7 @@ def plot_losses(results, config, path):
 
 
 def main(argv=None) -> dict:
-    config, (data, n_classes), run_dir = runs.start_run(
+    config, (data, n_classes), run_dir = experiments.start_run(
         Config, load_data, argv, name="vanishing_gradients", description=__doc__, smoke=SMOKE
     )
     # GradientHistogram's vanishing alerts are expected here; they are counted in the table.
@@ -375,10 +380,11 @@ def main(argv=None) -> dict:
                                              run_dir, plots and k == 0, trainers))
             results[name] = {"activation": activation, "init": init, "runs": seed_runs}
             for key in ("test_accuracy", "ratio_init", "ratio_final"):
-                results[name][key] = runs.summarize(r[key] for r in seed_runs)
+                results[name][key] = experiments.summarize(r[key] for r in seed_runs)
             results[name]["vanishing_alerts"] = sum(r["vanishing_alert"] for r in seed_runs)
             print(
-                f"{name:14s} test accuracy {runs.format_mean_sd(results[name]['test_accuracy'])}"
+                f"{name:14s} test accuracy "
+                f"{experiments.format_mean_sd(results[name]['test_accuracy'])}"
                 f"  first/last gradient norm: init {results[name]['ratio_init']['mean']:.1e}"
                 f", trained {results[name]['ratio_final']['mean']:.1e}",
                 flush=True,
@@ -390,18 +396,18 @@ def main(argv=None) -> dict:
         name: [r.pop("lsuv") for r in v["runs"]] for name, v in results.items()
     }
     if any(any(x is not None for x in reports) for reports in lsuv_reports.values()):
-        runs.save_json(os.path.join(run_dir, "lsuv.json"), _plain(lsuv_reports))
+        experiments.save_json(os.path.join(run_dir, "lsuv.json"), _plain(lsuv_reports))
     rows = []
     for v in results.values():
         rows.append([
             v["activation"],
             v["init"],
-            runs.format_mean_sd(v["test_accuracy"], digits=1, scale=100),
+            experiments.format_mean_sd(v["test_accuracy"], digits=1, scale=100),
             f"{v['ratio_init']['mean']:.1e}",
             f"{v['ratio_final']['mean']:.1e}",
             f"{v['vanishing_alerts']}/{len(config.seeds)}",
         ])
-    table = runs.markdown_table(
+    table = experiments.markdown_table(
         [
             "activation",
             "init",
@@ -428,7 +434,7 @@ def main(argv=None) -> dict:
         "cpu_time_s": cpu,
         "variants": results,
     }
-    runs.finish_run(
+    experiments.finish_run(
         run_dir, title="Vanishing gradients", summary=summary, table=table, metrics=metrics,
         outputs=["gradient_norm_by_depth.png", "loss_curves.png", "gradient_norms/",
                  "tensorboard/"],

@@ -1,5 +1,7 @@
 """keras_recipes.applications: public names are re-exported here explicitly."""
 
+from keras_recipes.applications.digits_pretraining import pretrain_on_digits
+from keras_recipes.applications.float32_outputs import with_float32_outputs
 from keras_recipes.applications.freezing import (
     find_layer,
     freeze,
@@ -28,6 +30,8 @@ __all__: list[str] = [
     "is_batch_norm",
     "keras_cache_dir",
     "preprocessing_mode",
+    "pretrain_on_digits",
     "selectable_layers",
     "unfreeze",
+    "with_float32_outputs",
 ]

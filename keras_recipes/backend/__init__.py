@@ -15,6 +15,7 @@ from keras_recipes.backend.device import (
     to_host,
 )
 from keras_recipes.backend.gradients import loss_and_gradients
+from keras_recipes.backend.random_state import get_random_state, set_random_state
 from keras_recipes.backend.retrain import clone_optimizer, rebuild_optimizer
 
 __all__ = [
@@ -23,10 +24,12 @@ __all__ = [
     "clone_optimizer",
     "device_description",
     "fast_small_convolutions",
+    "get_random_state",
     "loss_and_gradients",
     "mixed_precision_policy",
     "prefer_fast_compilation",
     "rebuild_optimizer",
     "set_num_threads",
+    "set_random_state",
     "to_host",
 ]

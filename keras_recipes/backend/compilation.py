@@ -95,7 +95,7 @@ def prefer_fast_compilation() -> Callable[[], None]:
     random draws made afterwards differ from those of JAX's default layout
     (same distribution). On torch and TensorFlow: nothing. A recipe calls it
     once, at the start of a run, before any random draw
-    (``keras_recipes.runs.start_run`` does).
+    (``keras_recipes.experiments.start_run`` does).
 
     Example:
 

@@ -4,7 +4,14 @@ from keras_recipes.data.digits import load_digits
 from keras_recipes.data.download import DatasetUnavailableError
 from keras_recipes.data.flowers import FLOWERS102_NAMES, oxford_flowers102, tf_flowers
 from keras_recipes.data.image_folder import files_to_dataset, image_folder
-from keras_recipes.data.pipeline import DatasetSplits, epoch_batches, to_dataset
+from keras_recipes.data.pipeline import (
+    DatasetSplits,
+    epoch_batches,
+    limit_splits,
+    map_batches,
+    seeded_batches,
+    to_dataset,
+)
 
 __all__ = [
     "FLOWERS102_NAMES",
@@ -13,8 +20,11 @@ __all__ = [
     "epoch_batches",
     "files_to_dataset",
     "image_folder",
+    "limit_splits",
     "load_digits",
+    "map_batches",
     "oxford_flowers102",
+    "seeded_batches",
     "tf_flowers",
     "to_dataset",
 ]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["DatasetSplits", "epoch_batches", "to_dataset"]
+__all__ = [
+    "DatasetSplits",
+    "epoch_batches",
+    "limit_splits",
+    "map_batches",
+    "seeded_batches",
+    "to_dataset",
+]
 
 
 def to_dataset(
@@ -55,8 +63,11 @@ def epoch_batches(
     epochs: int = 1,
     transform=None,
     prefetch: bool = True,
+    one_hot: int | None = None,
+    augment=None,
+    engine: str = "numpy",
 ):
-    """Batches of NumPy arrays for ``fit``, without TensorFlow: a ``keras.utils.PyDataset``.
+    """Seeded, resumable batches of in-memory arrays for ``fit`` (NumPy or ``tf.data``).
 
     With a `seed`, the batches of epochs ``[initial_epoch, epochs)`` come one epoch after the
     other, epoch ``e`` in the order ``np.random.default_rng([seed, e]).permutation(len(x))``:
@@ -71,6 +82,13 @@ def epoch_batches(
     y_batch) -> (x_batch, y_batch)``, called in batch order) adds label encoding or
     augmentation. Pass ``shuffle=False`` to ``fit``: with its default ``shuffle=True`` Keras
     permutes a ``PyDataset``'s batches with Python's global ``random``.
+
+    ``engine="tf.data"`` gives the same batches, in the same order, as a ``tf.data``
+    pipeline (prepared in TensorFlow's threads; it feeds ``fit`` under every backend);
+    ``"auto"`` picks it where TensorFlow is installed, else the NumPy ``PyDataset``.
+    `one_hot` and `augment` work with both engines: labels made one-hot over `one_hot`
+    classes, and ``augment(images) -> images`` (for example Keras preprocessing layers
+    called with ``training=True``) applied to training batches.
 
     Example:
 
@@ -93,13 +111,27 @@ def epoch_batches(
         seed: the order's seed; ``None``: the arrays' order, one pass.
         initial_epoch: the first epoch the dataset holds (a resumed run's).
         epochs: one past the last epoch it holds (``fit``'s `epochs`).
-        transform: ``f(x_batch, y_batch) -> (x_batch, y_batch)``, or ``None``.
+        transform: ``f(x_batch, y_batch) -> (x_batch, y_batch)``, or ``None`` (NumPy
+            engine only).
         prefetch: prepare the next batch in a background thread.
+        one_hot: the number of classes to make labels one-hot over, or ``None``.
+        augment: ``f(images) -> images`` for the training batches (`seed` given), or
+            ``None``.
+        engine: ``"numpy"``, ``"tf.data"`` or ``"auto"``.
 
     Returns:
-        A ``keras.utils.PyDataset`` of ``(x_batch, y_batch)`` tuples; ``len`` is the number
-        of batches in all its epochs together.
+        A ``keras.utils.PyDataset`` of ``(x_batch, y_batch)`` tuples (``len``: the batches
+        of all its epochs together), or a ``tf.data.Dataset`` of them.
     """
+    if engine not in ("numpy", "tf.data", "auto"):
+        raise ValueError(
+            "Invalid value for argument `engine`. Expected 'numpy', 'tf.data' or 'auto'. "
+            f"Received: engine={engine!r}"
+        )
+    if engine == "auto":
+        import importlib.util
+
+        engine = "tf.data" if importlib.util.find_spec("tensorflow") else "numpy"
     n = len(x)
     if len(y) != n:
         raise ValueError(
@@ -118,8 +150,78 @@ def epoch_batches(
             "Invalid value for argument `initial_epoch`. Expected 0 <= initial_epoch <= "
             f"max(epochs, 1). Received: initial_epoch={initial_epoch}, epochs={epochs}"
         )
+    if engine == "tf.data":
+        if transform is not None:
+            raise ValueError(
+                "Invalid value for argument `transform`. Expected None with engine='tf.data' "
+                "(use `one_hot` and `augment`). Received: a callable"
+            )
+        return _tf_epoch_batches(x, y, int(batch_size), seed, int(initial_epoch), int(epochs),
+                                 one_hot, augment)
+    if one_hot or augment is not None:
+        transform = _numpy_transform(transform, one_hot, augment if seed is not None else None)
     return _array_batches_class()(x, y, int(batch_size), seed, int(initial_epoch),
                                   int(epochs), transform, prefetch)
+
+
+def _numpy_transform(transform, one_hot, augment):
+    from keras_recipes.backend import to_host
+
+    eye = np.eye(one_hot, dtype="float32") if one_hot else None
+
+    def apply(xb, yb):
+        if transform is not None:
+            xb, yb = transform(xb, yb)
+        if augment is not None:
+            xb = to_host(augment(xb)).astype(xb.dtype, copy=False)
+        if eye is not None:
+            yb = eye[np.asarray(yb).astype("int64")]
+        return xb, yb
+
+    return apply
+
+
+def _tf_epoch_batches(x, y, batch_size, seed, initial_epoch, epochs, one_hot, augment):
+    import tensorflow as tf
+
+    if seed is None:
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        return map_batches(ds, one_hot=one_hot).cache().prefetch(tf.data.AUTOTUNE)
+    n = len(x)
+    perms = np.stack([np.random.default_rng([seed, e]).permutation(n)
+                      for e in range(max(epochs, initial_epoch + 1))]).astype("int64")
+    xs, ys, table = tf.constant(x), tf.constant(y), tf.constant(perms)
+    ds = tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch + 1)).flat_map(
+        lambda e: tf.data.Dataset.from_tensor_slices(tf.gather(table, e)).batch(batch_size))
+    ds = ds.map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))
+    return map_batches(ds, one_hot=one_hot, augment=augment).prefetch(tf.data.AUTOTUNE)
+
+
+def map_batches(ds, *, one_hot: int | None = None, augment=None):
+    """A ``tf.data`` pipeline of ``(images, labels)`` batches, augmented and/or one-hot.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> ds = tf.data.Dataset.from_tensor_slices((np.zeros((3, 2)), [0, 2, 1])).batch(3)
+    >>> next(iter(map_batches(ds, one_hot=3)))[1].numpy().tolist()
+    [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+
+    Args:
+        ds: a ``tf.data.Dataset`` of ``(images, labels)`` batches.
+        one_hot: the number of classes, or ``None`` to keep the labels.
+        augment: ``f(images) -> images`` (run in TensorFlow's threads), or ``None``.
+
+    Returns:
+        The mapped ``tf.data.Dataset``.
+    """
+    import tensorflow as tf
+
+    if augment is not None:
+        ds = ds.map(lambda a, b: (augment(a), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if one_hot:
+        ds = ds.map(lambda a, b: (a, tf.one_hot(tf.cast(b, tf.int32), one_hot)))
+    return ds
 
 
 def _array_batches_class():
@@ -219,3 +321,114 @@ class DatasetSplits:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def limit_splits(
+    splits: DatasetSplits, limit: int, *, seed: int = 0, batch_size: int = 32, train: bool = True
+) -> DatasetSplits:
+    """At most `limit` images per split: a quick run of a recipe on part of its data.
+
+    NumPy splits keep the class balance (``limit`` images taken round-robin over the
+    classes, in a seeded order, then sorted); ``tf.data`` splits keep their first
+    ``ceil(limit / batch_size)`` batches.
+
+    Example:
+
+    >>> x, y = np.arange(12.0)[:, None], np.arange(12) % 3
+    >>> s = DatasetSplits((x, y), (x, y), (x, y), ["a", "b", "c"])
+    >>> cut = limit_splits(s, 6, seed=0)
+    >>> sorted(np.bincount(cut.train[1]).tolist()), cut.counts
+    ([2, 2, 2], {'train': 6, 'validation': 6, 'test': 6})
+
+    Args:
+        splits: a loader's :class:`DatasetSplits`.
+        limit: images per split (0: all).
+        seed: seed of the NumPy selection.
+        batch_size: the batch size of ``tf.data`` splits.
+        train: also cut the training split.
+
+    Returns:
+        A new :class:`DatasetSplits` with updated ``counts``.
+    """
+    import dataclasses
+    import math
+
+    if not limit:
+        return splits
+    names = ("train", "validation", "test")
+    parts = {name: getattr(splits, name) for name in names}
+    if isinstance(splits.train, tuple):
+        def cut(xy):
+            xs, ys = xy
+            if len(xs) <= limit:
+                return xy
+            rng = np.random.default_rng(seed)
+            per_class = [rng.permutation(np.flatnonzero(ys == k)) for k in np.unique(ys)]
+            order = [i for group in zip(*per_class, strict=False) for i in group]
+            keep = np.sort(np.asarray(order[:limit]))
+            return xs[keep], ys[keep]
+
+        for name in names:
+            if (name != "train" or train) and parts[name] is not None:
+                parts[name] = cut(parts[name])
+        counts = {name: len(v[0]) for name, v in parts.items() if v is not None}
+        return dataclasses.replace(splits, **parts, counts=counts)
+    batches = max(1, math.ceil(limit / batch_size))
+    for name in names:
+        if parts[name] is not None and (name != "train" or train):
+            parts[name] = parts[name].take(batches)
+    counts = {k: min(v, batches * batch_size) for k, v in splits.counts.items()}
+    return dataclasses.replace(splits, **parts, counts=counts)
+
+
+def seeded_batches(x: Any, y: Any, batch_size: int, seed: int):
+    """Training batches whose order depends on `seed` alone, reshuffled every epoch.
+
+    Keras's own ``shuffle=True`` draws from the backend's global random state,
+    which other code also consumes (on torch, the first ``fit`` of a process
+    draws differently from later ones), so two variants of a comparison could
+    see different batches. This ``keras.utils.PyDataset`` uses its own NumPy
+    generator: a fresh instance with the same `seed` gives the same batches,
+    epoch after epoch, under every backend. Pass ``shuffle=False`` to ``fit``:
+    with its default ``shuffle=True`` Keras also permutes the batch order with
+    Python's global ``random``.
+
+    Example:
+
+    >>> x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
+    >>> a, b = seeded_batches(x, y, 4, seed=1), seeded_batches(x, y, 4, seed=1)
+    >>> len(a), [int(v) for v in a[2][1]], bool(np.array_equal(a[0][1], b[0][1]))
+    (3, [6, 3], True)
+    >>> sorted(int(v) for i in range(len(a)) for v in a[i][1]) == list(range(10))
+    True
+
+    Args:
+        x: input array (or a tuple/dict of arrays with the same first dimension).
+        y: target array.
+        batch_size: examples per batch (the last batch may be smaller).
+        seed: seed of the order.
+
+    Returns:
+        A ``keras.utils.PyDataset`` of ``(x_batch, y_batch)`` NumPy tuples.
+    """
+    import keras
+
+    class _SeededBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.n = len(y)
+            self.order = self.rng.permutation(self.n)
+
+        def __len__(self) -> int:
+            return -(-self.n // int(batch_size))
+
+        def __getitem__(self, index: int):
+            idx = self.order[index * batch_size : (index + 1) * batch_size]
+            take = lambda a: a[idx]  # noqa: E731
+            return keras.tree.map_structure(take, x), take(y)
+
+        def on_epoch_end(self) -> None:
+            self.order = self.rng.permutation(self.n)
+
+    return _SeededBatches()

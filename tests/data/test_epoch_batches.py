@@ -1,31 +1,16 @@
-"""keras_recipes.data.epoch_batches: the NumPy pipeline used where TensorFlow is missing.
+"""keras_recipes.data.epoch_batches: seeded, resumable batches (NumPy PyDataset or tf.data).
 
-References: the batch order is checked against NumPy permutations written out here, the
-recipe's tf.data pipeline batch by batch, and a hand-written NumPy SGD over the same batches.
+References: the batch order is checked against NumPy permutations written out here (for
+the NumPy and the tf.data engine alike), and a hand-written NumPy SGD over the same batches.
 """
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from keras_recipes.data import epoch_batches
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _recipe():
-    name = "transfer_vgg19_recipe"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / "transfer_vgg19.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _labels(ds):
@@ -107,48 +92,71 @@ def test_fit_over_epochs_matches_numpy_sgd_on_the_same_batches(keras_backend):
     np.testing.assert_allclose(model.layers[0].get_weights()[0], w, rtol=1e-5, atol=1e-6)
 
 
+def _reference_batches(x, y, bs, seed, first, epochs):
+    """The documented order written out with NumPy: epoch e permuted by rng([seed, e])."""
+    out = []
+    for e in range(first, epochs):
+        perm = np.random.default_rng([seed, e]).permutation(len(x))
+        out += [(x[perm[j:j + bs]], y[perm[j:j + bs]]) for j in range(0, len(x), bs)]
+    return out
+
+
 @pytest.mark.parametrize("onehot", [None, 4])
-def test_recipe_numpy_pipeline_equals_its_tf_data_pipeline(keras_backend, monkeypatch, onehot):
+def test_tf_data_engine_gives_the_numpy_engines_batches(keras_backend, onehot):
     pytest.importorskip("tensorflow")
-    recipe = _recipe()
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 255, (9, 4, 4, 3)).astype("float32")
     y = rng.integers(0, 4, 9).astype("int32")
-
-    def batches(available, plain):
-        monkeypatch.setattr(recipe, "_tf_data_available", lambda: available)
-        if plain:
-            ds = recipe._plain_pipeline(x, y, 4, onehot=onehot)
-            steps = None
+    eye = np.eye(4, dtype="float32")
+    for seed, first, epochs in ((3, 1, 3), (None, 0, 1)):
+        got = {}
+        for engine in ("tf.data", "numpy"):
+            ds = epoch_batches(x, y, 4, seed=seed, initial_epoch=first, epochs=epochs,
+                               one_hot=onehot, engine=engine, **({"prefetch": False}
+                                                                 if engine == "numpy" else {}))
+            got[engine] = [(np.asarray(a), np.asarray(b)) for a, b in ds]
+        if seed is None:
+            want = [(x[j:j + 4], y[j:j + 4]) for j in range(0, 9, 4)]
         else:
-            ds, steps = recipe._epoch_pipeline(x, y, 4, 3, 1, 3, onehot=onehot)
-        return [(np.asarray(a), np.asarray(b)) for a, b in ds], steps
-
-    for plain in (False, True):
-        (tf_b, tf_steps), (np_b, np_steps) = batches(True, plain), batches(False, plain)
-        assert tf_steps == np_steps and len(tf_b) == len(np_b) == (3 if plain else 6)
-        for (xa, ya), (xb, yb) in zip(tf_b, np_b, strict=True):
-            np.testing.assert_array_equal(xa, xb)
-            np.testing.assert_array_equal(ya, yb)
-            assert ya.dtype == yb.dtype
-    if onehot:  # the labels really are one-hot
-        np.testing.assert_array_equal(np_b[0][1], np.eye(4, dtype="float32")[y[:4]])
+            want = _reference_batches(x, y, 4, seed, first, epochs)
+        assert len(got["tf.data"]) == len(got["numpy"]) == len(want) == (3 if seed is None else 6)
+        for engine, batches in got.items():
+            for (xa, ya), (xw, yw) in zip(batches, want, strict=True):
+                np.testing.assert_array_equal(xa, xw)
+                np.testing.assert_array_equal(ya, eye[yw] if onehot else yw)
+                assert ya.dtype == (np.float32 if onehot else np.int32), engine
 
 
-def test_recipe_basic_augmentation_without_tf_keeps_labels_and_range(keras_backend, monkeypatch):
-    recipe = _recipe()
-    monkeypatch.setattr(recipe, "_tf_data_available", lambda: False)
+@pytest.mark.parametrize("engine", ["numpy", "tf.data"])
+def test_augment_changes_images_only_and_only_when_seeded(keras_backend, engine):
+    if engine == "tf.data":
+        pytest.importorskip("tensorflow")
     x = np.tile(np.linspace(0, 255, 8, dtype="float32")[None, None, :, None], (6, 8, 1, 3))
     y = np.arange(6).astype("int32")
-    ds, steps = recipe._epoch_pipeline(x, y, 3, 0, 0, 1, basic=True)
-    assert steps == 2
+
+    def flip(images):  # a known augmentation: mirror left-right
+        return images[:, :, ::-1, :]
+
+    ds = epoch_batches(x, y, 3, seed=0, epochs=1, augment=flip, engine=engine)
+    batches = [(np.asarray(a), np.asarray(b)) for a, b in ds]
     perm = np.random.default_rng([0, 0]).permutation(6)
-    for i in range(2):
-        xb, yb = ds[i]
-        assert isinstance(xb, np.ndarray) and xb.dtype == np.float32 and xb.shape == (3, 8, 8, 3)
+    assert len(batches) == 2
+    for i, (xb, yb) in enumerate(batches):
+        assert xb.dtype == np.float32 and xb.shape == (3, 8, 8, 3)
         np.testing.assert_array_equal(yb, y[perm[3 * i:3 * i + 3]])
-        assert xb.min() >= 0.0 and xb.max() <= 255.0
-    assert not np.array_equal(np.concatenate([ds[0][0], ds[1][0]]), x[perm])  # it augments
+        np.testing.assert_array_equal(xb, x[perm[3 * i:3 * i + 3]][:, :, ::-1, :])
+    # Without a seed (validation, test data) the images are not augmented.
+    plain = epoch_batches(x, y, 3, seed=None, augment=flip, engine=engine)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(a) for a, _ in plain]), x)
+
+
+def test_transform_with_tf_data_engine_and_bad_engine_are_refused(keras_backend):
+    x, y = np.zeros((4, 1), "float32"), np.arange(4)
+    with pytest.raises(ValueError, match="argument `engine`.*Received: engine='torch'"):
+        epoch_batches(x, y, 2, engine="torch")
+    pytest.importorskip("tensorflow")
+    with pytest.raises(ValueError, match="argument `transform`"):
+        epoch_batches(x, y, 2, transform=lambda a, b: (a, b), engine="tf.data")
 
 
 @pytest.mark.parametrize("kwargs,arg", [({"batch_size": 0}, "batch_size"),

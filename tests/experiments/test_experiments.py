@@ -1,4 +1,4 @@
-"""keras_recipes.runs: the command line, run folder and result helpers shared by recipes/."""
+"""keras_recipes.experiments: the command line, run folder and result helpers of recipes/."""
 
 import dataclasses
 import json
@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_recipes.runs import (
+from keras_recipes.callbacks import EpochScalars
+from keras_recipes.data import seeded_batches
+from keras_recipes.experiments import (
     fingerprint,
     format_mean_sd,
     make_run_dir,
@@ -17,9 +19,7 @@ from keras_recipes.runs import (
     option,
     parse_config,
     save_json,
-    seeded_batches,
     summarize,
-    tensorboard_scalars,
 )
 
 
@@ -127,7 +127,7 @@ def test_tensorboard_scalars_write_the_epoch_logs(tmp_path):
     x, y = np.ones((4, 3), "float32"), np.zeros((4, 2), "float32")
     model = _tiny_model()
     h = model.fit(x, y, validation_data=(x, y), epochs=2, batch_size=4, verbose=0,
-                  callbacks=[tensorboard_scalars(tmp_path)])
+                  callbacks=[EpochScalars(tmp_path)])
     train = read_scalars(tmp_path / "train")["epoch_loss"]
     val = read_scalars(tmp_path / "validation")["epoch_loss"]
     assert [s for s, _ in train] == [0, 1]
