@@ -322,7 +322,8 @@ def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_cal
     if isinstance(splits.train, tuple):  # in memory: the order of epoch e depends on (seed, e)
         train = kdata.epoch_batches(*splits.train, bs, seed=cfg.seed, initial_epoch=start,
                                     epochs=epochs, one_hot=one_hot, augment=basic, engine="auto")
-        val, test = (kdata.epoch_batches(*s, bs, seed=None, one_hot=one_hot, engine="auto")
+        val, test = (None if s is None else kdata.epoch_batches(*s, bs, seed=None,
+                                                                one_hot=one_hot, engine="auto")
                      for s in (splits.validation, splits.test))
         steps = math.ceil(len(splits.train[0]) / bs)
     else:

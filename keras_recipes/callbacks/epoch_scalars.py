@@ -65,3 +65,7 @@ class EpochScalars(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {"log_dir": self.log_dir}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)

@@ -33,19 +33,40 @@ class EvaluateAt(keras.callbacks.Callback):
     1
 
     Args:
-        data: ``(x, y)`` arrays, a ``tf.data.Dataset`` or a ``keras.utils.PyDataset``.
-        epochs: the 0-based epochs after which to evaluate.
+        data: ``(x, y)`` or ``(x, y, sample_weight)`` arrays, a ``tf.data.Dataset`` or
+            a ``keras.utils.PyDataset``.
+        epochs: the 0-based epochs after which to evaluate (ints).
         prefix: put before each metric name in the logs.
         on_stop: also evaluate the epoch where training is stopped.
 
     Attributes:
         results: ``{epoch: {metric: value}}`` of every evaluation.
+
+    Raises:
+        ValueError: for a tuple `data` of other than 2 or 3 arrays, or `epochs` that
+            are not ints >= 0.
     """
 
     def __init__(self, data, epochs: Iterable[int], prefix: str = "test_", on_stop: bool = True):
         super().__init__()
+        if isinstance(data, list):
+            data = tuple(data)
+        if isinstance(data, tuple) and len(data) not in (2, 3):
+            raise ValueError(
+                "Invalid value for argument `data`. Expected (x, y), (x, y, sample_weight), a "
+                f"tf.data.Dataset or a keras.utils.PyDataset. Received: a tuple of {len(data)}"
+            )
+        try:
+            chosen = list(epochs)
+        except TypeError:
+            chosen = [None]
+        if not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in chosen):
+            raise ValueError(
+                "Invalid value for argument `epochs`. Expected an iterable of ints >= 0 "
+                f"(0-based epochs). Received: epochs={epochs!r}"
+            )
         self.data = data
-        self.epochs = {int(e) for e in epochs}
+        self.epochs = set(chosen)
         self.prefix = str(prefix)
         self.on_stop = bool(on_stop)
         self.results: dict[int, dict[str, float]] = {}
@@ -54,7 +75,9 @@ class EvaluateAt(keras.callbacks.Callback):
         if epoch not in self.epochs and not (self.on_stop and self.model.stop_training):
             return
         if isinstance(self.data, tuple):
-            out = self.model.evaluate(*self.data, verbose=0, return_dict=True)
+            x, y, *weights = self.data
+            out = self.model.evaluate(x, y, sample_weight=weights[0] if weights else None,
+                                      verbose=0, return_dict=True)
         else:
             out = self.model.evaluate(self.data, verbose=0, return_dict=True)
         scores = {k: float(v) for k, v in out.items()}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -36,13 +38,40 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint folder (``epoch-NNNN`` holding ``state.json``), or None.
 
     A folder being written is named ``.epoch-NNNN.tmp`` until it is complete, so a
-    checkpoint cut short by a crash is never returned.
+    checkpoint cut short by a crash is never returned. An ``epoch-NNNN`` folder whose
+    ``state.json`` is missing or unreadable (damaged after it was written) is skipped
+    with a ``UserWarning`` that names it, and the next newest is returned.
     """
     folder = Path(directory)
     if not folder.is_dir():
         return None
-    done = sorted(p for p in folder.glob("epoch-*") if (p / "state.json").is_file())
-    return done[-1] if done else None
+    for path in sorted(folder.glob("epoch-*"), reverse=True):
+        try:
+            state = json.loads((path / "state.json").read_text())
+            if not isinstance(state, dict) or "epoch" not in state:
+                raise ValueError("no 'epoch' entry")
+        except (OSError, ValueError) as err:
+            warnings.warn(f"RunCheckpoint: skipping the damaged checkpoint {path}: its "
+                          f"state.json is missing or unreadable ({err}).", stacklevel=2)
+            continue
+        return path
+    return None
+
+
+def _check_folder(directory: Path) -> None:
+    """Refuses a folder that holds files but no checkpoint (another tool's, or a typo)."""
+    if not directory.is_dir():
+        return
+    foreign = sorted(p.name for p in directory.iterdir()
+                     if not (p.name.startswith("epoch-") or p.name.startswith(".epoch-")))
+    if foreign and not any(directory.glob("epoch-*")):
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ValueError(
+            f"Invalid value for argument `directory`: {directory} is not a RunCheckpoint "
+            f"folder (it holds {shown} and no epoch-NNNN checkpoint). Expected a new or "
+            f"empty folder, or one written by RunCheckpoint. Received: directory="
+            f"{os.fspath(directory)!r}"
+        )
 
 
 def _number(value):
@@ -113,6 +142,14 @@ class RunCheckpoint(keras.callbacks.Callback):
     background thread while the next epoch trains. An epoch whose training loss is
     not finite is not checkpointed.
 
+    At the end of training the last checkpoint stays (``BackupAndRestore`` deletes its
+    backup): the best weights and the history remain readable after the process
+    ends, and running the same finished ``fit`` again trains no epoch (one that
+    early stopping ended included) instead of silently training it all over. Use a
+    new folder for a new run. A folder that holds other files but no checkpoint is
+    refused; a damaged newest checkpoint is skipped with a warning
+    (:func:`latest_checkpoint`).
+
     Its hooks run after those of every other callback of the ``fit``, wherever it
     stands in the list (it moves itself to the end of Keras's ``CallbackList``), so
     it saves the other callbacks' state of this epoch and restores the optimizer
@@ -161,8 +198,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         verbose: 1 prints one line when a run resumes.
 
     Raises:
-        ValueError: for an empty `directory`, a bad `mode`, or (at ``fit``) a
-            checkpoint whose variables do not match the model's.
+        ValueError: for an empty `directory`, a folder holding other files and no
+            checkpoint, a bad `mode`, or (at ``fit``) a checkpoint whose variables do
+            not match the model's (naming the first such variable).
 
     References:
         - ``keras.callbacks.BackupAndRestore``, whose usage this follows.
@@ -191,6 +229,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 f"Received: mode={mode!r}"
             )
         self.directory = Path(directory)
+        _check_folder(self.directory)
         self.monitor = str(monitor)
         self.mode = mode
         self.save_best = bool(save_best)
@@ -212,8 +251,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.checkpoint_dir = latest_checkpoint(self.directory)
         state = {}
         if self.checkpoint_dir is not None:
-            import json
-
             state = json.loads((self.checkpoint_dir / "state.json").read_text())
         self._state = state
         self.history: list[dict] = list(state.get("history", []))
@@ -416,8 +453,6 @@ class RunCheckpoint(keras.callbacks.Callback):
             "elapsed": self.elapsed + now - self._session_start,
             "callbacks": states,
         }
-        import json
-
         state = json.loads(json.dumps(state, default=_jsonable))  # a copy, taken now
         best = "link" if not best_changed else ("write" if self.save_best else None)
         self.wait_for_writes()

@@ -81,3 +81,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {"monitor": self.monitor, "verbose": self.verbose}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)

@@ -94,3 +94,7 @@ class WeightHistogram(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {"log_dir": self.log_dir, "every": self.every}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from keras_recipes.callbacks import EvaluateAt
 
@@ -155,3 +156,31 @@ def test_config():
     assert config == {"epochs": [1, 4], "prefix": "t/", "on_stop": False}  # no data
     assert EvaluateAt(None, **config).get_config() == config
     assert keras.saving.get_registered_object("keras_recipes>EvaluateAt") is EvaluateAt
+
+
+def test_sample_weights_weigh_the_scores_like_numpy():
+    x, y, xt, yt = _data()
+    w = np.linspace(0.0, 2.0, len(xt)).astype("float32")
+    model, record = _model(), _Record()
+    at = EvaluateAt((xt, yt, w), epochs=[1])
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False, callbacks=[at, record])
+    kernel, bias = (a.astype(np.float64) for a in record.weights[1])
+    per_sample = np.mean((xt.astype(np.float64) @ kernel + bias - yt) ** 2, axis=1)
+    # Keras's loss reduction "sum_over_batch_size": sum(w * loss) / number of samples.
+    np.testing.assert_allclose(at.results[1]["loss"], np.sum(w * per_sample) / len(xt),
+                               rtol=1e-5)
+    assert at.results[1]["loss"] != pytest.approx(np.mean(per_sample), rel=1e-3)
+    # A list works as the tuple does.
+    listed = EvaluateAt([xt, yt], epochs=[0])
+    _model().fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[listed])
+    assert set(listed.results) == {0}
+
+
+@pytest.mark.parametrize("kwargs,arg", [
+    ({"epochs": 3}, "epochs"), ({"epochs": [1.7]}, "epochs"), ({"epochs": [-1]}, "epochs"),
+    ({"epochs": [True]}, "epochs"), ({"data": (np.ones(2),)}, "data"),
+])
+def test_bad_arguments_name_the_argument(kwargs, arg):
+    args = {"data": (np.ones((2, 3)), np.ones((2, 2))), "epochs": [0], **kwargs}
+    with pytest.raises(ValueError, match=f"argument `{arg}`.*Received: "):
+        EvaluateAt(**args)

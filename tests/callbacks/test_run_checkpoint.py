@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,3 +177,33 @@ def test_checkpoint_of_another_model_is_refused_naming_the_variable(tmp_path, ke
     other.compile(optimizer="adam", loss="mse")
     with pytest.raises(ValueError, match="has shape"):
         other.fit(x, y, epochs=2, verbose=0, callbacks=[RunCheckpoint(tmp_path / "c")])
+
+
+def test_damaged_newest_checkpoint_is_skipped_with_a_warning_naming_it(tmp_path,
+                                                                      keras_backend):
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 1), "float32")
+    _model().fit(x, y, epochs=2, verbose=0, shuffle=False,
+                 callbacks=[RunCheckpoint(tmp_path / "c", verbose=0)])
+    good = latest_checkpoint(tmp_path / "c")
+    assert good.name == "epoch-0001"
+    damaged = tmp_path / "c" / "epoch-0007"
+    shutil.copytree(good, damaged)
+    (damaged / "state.json").write_text('{"epoch": 7, "hist')  # cut short
+    with pytest.warns(UserWarning, match="damaged checkpoint .*epoch-0007"):
+        assert latest_checkpoint(tmp_path / "c") == good
+    (damaged / "state.json").unlink()
+    with pytest.warns(UserWarning, match="epoch-0007.*missing or unreadable"):
+        checkpoint = RunCheckpoint(tmp_path / "c", verbose=0)
+    assert checkpoint.initial_epoch == 2  # resumes from the good one
+    history = _model().fit(x, y, epochs=3, verbose=0, shuffle=False, callbacks=[checkpoint])
+    assert len(history.history["loss"]) == 1
+
+
+def test_folder_that_is_not_a_checkpoint_folder_is_refused(tmp_path, keras_backend):
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    RunCheckpoint(folder)  # empty: fine
+    (folder / "training_metadata.json").write_text("{}")  # BackupAndRestore's, say
+    with pytest.raises(ValueError, match=r"argument `directory`.*not a RunCheckpoint folder "
+                                         r"\(it holds training_metadata.json"):
+        RunCheckpoint(folder)

@@ -172,8 +172,6 @@ def test_config_round_trip(tmp_path):
     assert keras.saving.get_registered_object("keras_recipes>WeightHistogram") is WeightHistogram
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="registered serializable, but no from_config: Keras cannot rebuild it")
 def test_keras_deserializes_the_registered_callback(tmp_path):
     serialized = keras.saving.serialize_keras_object(WeightHistogram(tmp_path, every=3))
     rebuilt = keras.saving.deserialize_keras_object(serialized)

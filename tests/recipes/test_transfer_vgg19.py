@@ -497,3 +497,25 @@ def test_learning_rates_and_clipping_per_variant(tiny_backbone, keras_backend):
     for m in (transfer, fine_tune_only, scratch):
         assert m.optimizer.global_clipnorm == 2.0 and m.optimizer.clipnorm is None
         assert float(keras.ops.convert_to_numpy(m.optimizer.momentum)) == pytest.approx(0.9)
+
+
+def test_variant_without_a_test_split_trains_and_reports_no_test_scores(
+        tiny_backbone, tmp_path, keras_backend):
+    from keras_recipes.data import DatasetSplits
+    from keras_recipes.distribute import setup
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (10, 8, 8, 3)).astype("float32")
+    y = (np.arange(10) % 5).astype("int32")
+    splits = DatasetSplits(train=(x, y), validation=(x, y), test=None,
+                           class_names=list("abcde"), source="synthetic",
+                           counts={"train": 10, "validation": 10})
+    cfg = _cfg(head_epochs=0, fine_tune_epochs=2, histogram_freq=0, verbose=0)
+    plan = {**PLAN, "batch_size": 5}
+    with contextlib.redirect_stdout(io.StringIO()):
+        res = recipe.train_variant("transfer", cfg, plan, setup("none"), splits, tmp_path,
+                                   None, ())
+    assert [h["epoch"] for h in res["history"]] == [1, 2]
+    assert not any(k.startswith("test_") for h in res["history"] for k in h)
+    assert res["final"]["test_top1"] is None and res["stop_reason"] == "completed"
+    assert (tmp_path / "best.keras").is_file()
