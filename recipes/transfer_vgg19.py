@@ -83,42 +83,51 @@ class Defaults:
     data: str = option("auto", "auto | flowers102 | tf_flowers | digits | PATH (class sub-folders)")
     weights: str = option("auto", "auto | imagenet | none | PATH (VGG19 .h5/.weights.h5); auto: "
                           "ImageNet, or VGG19 trained on digits 0-4 for --data digits")
-    head: str = option("auto", "imagenet (VGG19's 4096-unit layers, 224x224) | gap | auto")
-    image_size: int = option(0, "input side in pixels, >= 32 (0: 224, or 32 on digits)")
+    head: str = option("auto", "imagenet (VGG19's 4096-unit layers, 224x224) | gap | auto",
+                       choices=("auto", "imagenet", "gap"))
+    image_size: int = option(0, "input side in pixels, >= 32 (0: 224, or 32 on digits)",
+                             minimum=0)
     # -- the two phases (the course's settings)
-    head_epochs: int = option(10, "phase 1: epochs training the new head only")
-    fine_tune_epochs: int = option(10, "phase 2: epochs training all layers")
-    head_lr: float = option(1e-3, "phase 1 SGD learning rate")
-    fine_tune_lr: float = option(1e-4, "phase 2 SGD learning rate")
-    momentum: float = option(0.9, "SGD momentum")
-    batch_size: int = option(0, "batch size (0: 32, or 10 on digits)")
-    patience: int = option(5, "phase 2 early stopping on val_loss (0: off)")
+    head_epochs: int = option(10, "phase 1: epochs training the new head only", minimum=0)
+    fine_tune_epochs: int = option(10, "phase 2: epochs training all layers", minimum=0)
+    head_lr: float = option(1e-3, "phase 1 SGD learning rate", above=0)
+    fine_tune_lr: float = option(1e-4, "phase 2 SGD learning rate", above=0)
+    momentum: float = option(0.9, "SGD momentum", minimum=0, below=1)
+    batch_size: int = option(0, "batch size (0: 32, or 10 on digits)", minimum=0)
+    patience: int = option(5, "phase 2 early stopping on val_loss (0: off)", minimum=0)
     # -- regularization
-    augment: str = option("none", " | ".join(AUGMENTS) + " (basic: flip, contrast, brightness)")
-    label_smoothing: float = option(0.0, "label smoothing epsilon in [0, 1)")
-    clipnorm: float = option(0.0, "clip each gradient tensor to this norm (0: off)")
-    global_clipnorm: float = option(0.0, "clip the global gradient norm (0: off)")
+    augment: str = option("none", " | ".join(AUGMENTS) + " (basic: flip, contrast, brightness)",
+                          choices=AUGMENTS)
+    label_smoothing: float = option(0.0, "label smoothing epsilon in [0, 1)", minimum=0, below=1)
+    clipnorm: float = option(0.0, "clip each gradient tensor to this norm (0: off)", minimum=0)
+    global_clipnorm: float = option(0.0, "clip the global gradient norm (0: off)", minimum=0)
     # -- embedded default (digits)
-    source_epochs: int = option(2, "digits: epochs of the source task (digits 0-4, Adam)")
-    source_lr: float = option(1e-4, "digits: Adam learning rate of the source task")
-    train_per_class: int = option(10, "digits: labelled training images per target class")
-    scratch: str = option("auto", "auto | yes | no: also train VGG19 from scratch (auto: digits)")
-    limit: int = option(0, "use at most N images per split (0: all)")
+    source_epochs: int = option(2, "digits: epochs of the source task (digits 0-4, Adam)",
+                                minimum=1)
+    source_lr: float = option(1e-4, "digits: Adam learning rate of the source task", above=0)
+    train_per_class: int = option(10, "digits: labelled training images per target class",
+                                  minimum=1)
+    scratch: str = option("auto", "auto | yes | no: also train VGG19 from scratch (auto: digits)",
+                          choices=("auto", "yes", "no"))
+    limit: int = option(0, "use at most N images per split (0: all)", minimum=0)
     # -- monitoring
     grad_probe: int = option(0, "held-out images whose gradients are logged each epoch "
-                             "(0: the last training step's)")
-    histogram_freq: int = option(1, "weight histograms every N epochs (0: off)")
+                             "(0: the last training step's)", minimum=0)
+    histogram_freq: int = option(1, "weight histograms every N epochs (0: off)", minimum=0)
     # -- execution
     mixed_precision: bool = option(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU")
     jit: bool = option(False, "jit_compile=True (XLA on tensorflow/jax, torch.compile)")
     backend: str = option(os.environ.get("KERAS_BACKEND", "torch"), "torch | tensorflow | jax")
-    threads: int = option(0, "CPU compute threads (0: the framework's default)")
+    threads: int = option(0, "CPU compute threads (0: the framework's default)", minimum=0)
     distribute: str = option("none", "none | auto | mirrored | multi_worker | data_parallel | "
-                             "ddp; --batch-size is then the global batch")
+                             "ddp; --batch-size is then the global batch", choices=(
+                                 "none", "auto", "mirrored", "multi_worker", "data_parallel",
+                                 "ddp"))
     out: str = option("runs", "parent folder of run folders")
     resume: bool = option(False, "continue the newest run in --out from its last epoch")
     seed: int = option(0, "seed of the splits, the batches and the initial weights")
-    verbose: int = option(1, "1: a progress bar per epoch, 2: one line per epoch")
+    verbose: int = option(1, "1: a progress bar per epoch, 2: one line per epoch",
+                          choices=(0, 1, 2))
     smoke: bool = option(False, "tiny end-to-end run for tests (digits, 32x32, few images)")
 
 
@@ -137,39 +146,18 @@ class RecipeError(Exception):
 
 def check(cfg) -> None:
     """Refuses settings that cannot run, before anything is loaded or written."""
-    def bad(flag, expected, value):
-        return RecipeError(f"Invalid value for --{flag}: {value!r}. Expected {expected}.")
-
-    choices = {"head": ("auto", "imagenet", "gap"), "augment": AUGMENTS,
-               "scratch": ("auto", "yes", "no"), "verbose": (0, 1, 2),
-               "distribute": ("none", "auto", "mirrored", "multi_worker", "data_parallel", "ddp")}
-    for flag, allowed in choices.items():
-        if getattr(cfg, flag) not in allowed:
-            raise bad(flag, " | ".join(map(str, allowed)), getattr(cfg, flag))
+    try:
+        experiments.check_config(cfg)  # choices and bounds declared in Defaults
+    except ValueError as err:
+        raise RecipeError(str(err)) from None
     if cfg.image_size and cfg.image_size < 32:
         raise RecipeError(f"Invalid value for --image-size: {cfg.image_size}. VGG19 needs "
                           "images of at least 32x32 pixels (five 2x2 poolings).")
     if cfg.head == "imagenet" and cfg.image_size not in (0, 224):
         raise RecipeError("--head imagenet keeps VGG19's fully connected layers, which take "
                           f"224x224 images; got --image-size {cfg.image_size}. Use --head gap.")
-    for flag in ("head_epochs", "fine_tune_epochs", "patience", "limit", "grad_probe",
-                 "histogram_freq", "threads", "batch_size"):
-        if getattr(cfg, flag) < 0:
-            raise bad(flag.replace("_", "-"), "an int >= 0", getattr(cfg, flag))
     if cfg.head_epochs + cfg.fine_tune_epochs < 1:
         raise RecipeError("--head-epochs plus --fine-tune-epochs must be at least 1.")
-    for flag in ("source_epochs", "train_per_class"):
-        if getattr(cfg, flag) < 1:
-            raise bad(flag.replace("_", "-"), "an int >= 1", getattr(cfg, flag))
-    for flag in ("head_lr", "fine_tune_lr", "source_lr"):
-        if not (math.isfinite(getattr(cfg, flag)) and getattr(cfg, flag) > 0):
-            raise bad(flag.replace("_", "-"), "a float > 0", getattr(cfg, flag))
-    for flag in ("momentum", "label_smoothing"):
-        if not 0.0 <= getattr(cfg, flag) < 1.0:
-            raise bad(flag.replace("_", "-"), "a float in [0, 1)", getattr(cfg, flag))
-    for flag in ("clipnorm", "global_clipnorm"):
-        if not (math.isfinite(getattr(cfg, flag)) and getattr(cfg, flag) >= 0):
-            raise bad(flag.replace("_", "-"), "a float >= 0 (0: off)", getattr(cfg, flag))
     if cfg.clipnorm and cfg.global_clipnorm:
         raise RecipeError("Use either --clipnorm or --global-clipnorm, not both.")
     if cfg.data not in ("auto", "flowers102", "tf_flowers", "digits"):

@@ -9,6 +9,7 @@ is chosen before Keras is imported, by ``recipes/_bootstrap.py``.
 from keras_recipes.experiments.command_line import (
     BACKENDS,
     RecipeConfig,
+    check_config,
     option,
     parse_config,
     print_config,
@@ -37,6 +38,7 @@ from keras_recipes.experiments.run_folder import (
 __all__ = [
     "BACKENDS",
     "RecipeConfig",
+    "check_config",
     "fingerprint",
     "finish_run",
     "format_mean_sd",

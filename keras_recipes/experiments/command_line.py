@@ -17,17 +17,34 @@ from typing import Any
 
 from keras_recipes.experiments.results import to_jsonable
 
-__all__ = ["BACKENDS", "RecipeConfig", "option", "parse_config", "print_config"]
+__all__ = [
+    "BACKENDS",
+    "RecipeConfig",
+    "check_config",
+    "option",
+    "parse_config",
+    "print_config",
+]
 
 BACKENDS = ("torch", "tensorflow", "jax")
 
 
-def option(default: Any, help: str) -> Any:
-    """Declares one recipe setting: its default and the ``--help`` text.
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Sequence[Any] | None = None,
+    minimum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> Any:
+    """Declares one recipe setting: its default, the ``--help`` text and the values allowed.
 
     Use it for every field of a recipe's defaults dataclass; tuples are given on
     the command line comma-separated (``--seeds 0,1,2``), booleans as
-    ``--flag`` / ``--no-flag``.
+    ``--flag`` / ``--no-flag``. :func:`check_config` (called by
+    :func:`parse_config`) refuses a value outside `choices` or the bounds, and a
+    bounded float that is NaN or infinite.
 
     Example:
 
@@ -42,13 +59,74 @@ def option(default: Any, help: str) -> Any:
     Args:
         default: the default value (int, float, str, bool, or a tuple of those).
         help: one line for ``--help``.
+        choices: the values allowed, or ``None`` for any.
+        minimum: the smallest value allowed (inclusive), or ``None``.
+        above: a value the setting must exceed (exclusive), or ``None``.
+        below: a value the setting must stay under (exclusive), or ``None``.
 
     Returns:
-        A ``dataclasses.field`` carrying the help text.
+        A ``dataclasses.field`` carrying the help text and the checks.
     """
     if isinstance(default, list):
         default = tuple(default)
-    return dataclasses.field(default=default, metadata={"help": help})
+    metadata: dict[str, Any] = {"help": help}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    bounds = {k: v for k, v in (("minimum", minimum), ("above", above), ("below", below))
+              if v is not None}
+    if bounds:
+        metadata["bounds"] = bounds
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _expected(value: Any, bounds: Mapping[str, float]) -> str:
+    kind = "an int" if isinstance(value, int) else "a float"
+    low, above, below = bounds.get("minimum"), bounds.get("above"), bounds.get("below")
+    if low is not None and below is not None:
+        return f"{kind} in [{low:g}, {below:g})"
+    parts = [f">= {low:g}" if low is not None else "", f"> {above:g}" if above is not None
+             else "", f"< {below:g}" if below is not None else ""]
+    return f"{kind} " + " and ".join(p for p in parts if p)
+
+
+def check_config(config: Any) -> None:
+    """Checks every field declared with `choices` or bounds in :func:`option`.
+
+    Example:
+
+    >>> @dataclasses.dataclass
+    ... class Defaults:
+    ...     momentum: float = option(0.9, "SGD momentum", minimum=0, below=1)
+    >>> check_config(Defaults(momentum=1.5))
+    Traceback (most recent call last):
+    ...
+    ValueError: Invalid value for --momentum: 1.5. Expected a float in [0, 1).
+
+    Args:
+        config: an instance of a dataclass whose fields are made with :func:`option`.
+
+    Raises:
+        ValueError: naming the first flag whose value is not allowed, the value and
+            what is expected.
+    """
+    import math
+
+    for f in dataclasses.fields(config):
+        value, flag = getattr(config, f.name), "--" + f.name.replace("_", "-")
+        choices, bounds = f.metadata.get("choices"), f.metadata.get("bounds")
+        if choices is not None and value not in choices:
+            expected = " | ".join(map(str, choices))
+        elif bounds and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or ("minimum" in bounds and value < bounds["minimum"])
+            or ("above" in bounds and value <= bounds["above"])
+            or ("below" in bounds and value >= bounds["below"])
+        ):
+            expected = _expected(value, bounds)
+        else:
+            continue
+        raise ValueError(f"Invalid value for {flag}: {value!r}. Expected {expected}.")
 
 
 def _tuple_parser(item_type: type):
@@ -109,8 +187,9 @@ def parse_config(
         An instance of the dataclass with the resolved values.
 
     Raises:
-        SystemExit: for an unknown flag or a value of the wrong type
-            (argparse's message and exit status 2), or a ``--backend`` that
+        SystemExit: for an unknown flag, a value of the wrong type or one that
+            :func:`check_config` refuses (argparse's message and exit status 2), or a
+            ``--backend`` that
             differs from the backend Keras runs on.
     """
     cls = defaults if isinstance(defaults, type) else type(defaults)
@@ -154,6 +233,10 @@ def parse_config(
         values.update(smoke)
     values.update(given)
     config = cls(**values)
+    try:
+        check_config(config)
+    except ValueError as err:
+        parser.error(str(err))
     if "backend" in values:
         import keras
 

@@ -60,7 +60,11 @@ def test_uninterrupted_reference_stops_at_the_scripted_epoch(reference, keras_ba
     assert sum(bool(np.any(a != 0)) for a in reference["optimizer"]) >= 4
 
 
-@pytest.mark.parametrize("kill", ["4:2", "write:3"], ids=["mid_epoch", "mid_write"])
+# after_epoch: before the first batch of epoch 3, once epoch 2's checkpoint is on disk and
+# UnfreezeSchedule has just swapped the optimizer; mid_epoch: before batch 2 of epoch 4;
+# mid_write: while epoch 3's arrays are written, before its state.json.
+@pytest.mark.parametrize("kill", ["3:0", "4:2", "write:3"],
+                         ids=["after_epoch", "mid_epoch", "mid_write"])
 def test_sigkill_then_resume_matches_the_uninterrupted_run(kill, reference, tmp_path,
                                                            keras_backend):
     directory = tmp_path / "state"
@@ -70,7 +74,7 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(kill, reference, tmp_
         assert newest.name == "epoch-0002"
         assert [p.name for p in directory.glob(".epoch-0003.tmp")] == [".epoch-0003.tmp"]
     else:
-        assert newest.name == "epoch-0003"
+        assert newest.name == f"epoch-{int(kill.split(':')[0]) - 1:04d}"
     assert RunCheckpoint(directory).initial_epoch == int(newest.name[-4:]) + 1
     _assert_same_run(worker.train(str(directory)), reference)
 

@@ -133,3 +133,32 @@ def test_tensorboard_scalars_write_the_epoch_logs(tmp_path):
     assert [s for s, _ in train] == [0, 1]
     np.testing.assert_allclose([v for _, v in train], h.history["loss"], rtol=1e-6)
     np.testing.assert_allclose([v for _, v in val], h.history["val_loss"], rtol=1e-6)
+
+
+def test_declared_choices_and_bounds_are_checked_with_the_flag_named(capsys):
+    from keras_recipes.experiments import check_config
+
+    @dataclasses.dataclass
+    class Limits:
+        mode: str = option("a", "mode", choices=("a", "b"))
+        epochs: int = option(1, "epochs", minimum=1)
+        lr: float = option(0.1, "lr", above=0)
+        momentum: float = option(0.9, "momentum", minimum=0, below=1)
+
+    check_config(Limits())  # the defaults pass
+    check_config(Limits(momentum=0.0, epochs=1, lr=1e-9))  # the edges that are allowed
+    cases = [({"mode": "c"}, "--mode: 'c'. Expected a | b."),
+             ({"epochs": 0}, "--epochs: 0. Expected an int >= 1."),
+             ({"lr": 0.0}, "--lr: 0.0. Expected a float > 0."),
+             ({"lr": float("nan")}, "--lr: nan. Expected a float > 0."),
+             ({"momentum": 1.0}, "--momentum: 1.0. Expected a float in [0, 1)."),
+             ({"momentum": -0.1}, "--momentum: -0.1. Expected a float in [0, 1).")]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError) as e:
+            check_config(Limits(**kwargs))
+        assert str(e.value) == "Invalid value for " + message
+    with pytest.raises(SystemExit) as e:  # parse_config: argparse's exit status 2
+        parse_config(Limits, ["--momentum", "1"], verbose=False)
+    assert e.value.code == 2
+    assert "Invalid value for --momentum: 1.0. Expected a float in [0, 1)." in (
+        capsys.readouterr().err)

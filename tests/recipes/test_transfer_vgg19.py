@@ -332,7 +332,11 @@ BAD_INPUTS = [
      "not a readable HDF5"),
     ("head_size", lambda t: ["--head", "imagenet", "--image-size", "64"], "224x224"),
     ("resume_nothing", lambda t: ["--resume", "--out", str(t / "empty_out")], "no run to"),
-    ("bad_flag_value", lambda t: ["--augment", "rotate"], "--augment"),
+    ("bad_flag_value", lambda t: ["--augment", "rotate"],
+     "Invalid value for --augment: 'rotate'. Expected none | basic | mixup"),
+    ("out_of_range", lambda t: ["--momentum", "1"],
+     "Invalid value for --momentum: 1.0. Expected a float in [0, 1)."),
+    ("non_finite", lambda t: ["--head-lr", "nan"], "Invalid value for --head-lr: nan."),
     ("both_clips", lambda t: ["--clipnorm", "1", "--global-clipnorm", "1"], "not both"),
     ("distribute_kind", lambda t: ["--distribute", "horovod"], "--distribute"),
     # Another backend's engine: the engine table's refusal, before any run folder.
