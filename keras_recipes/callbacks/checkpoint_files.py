@@ -75,6 +75,8 @@ def save_arrays(
         else:
             with open(path, "wb") as f:
                 np.save(f, array, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the checkpoint is renamed complete
 
 
 def link_arrays(source: Path, folder: Path) -> None:
@@ -97,11 +99,15 @@ def load_arrays(folder: Path) -> list[np.ndarray] | None:
 def atomic_json(path: Path, obj) -> None:
     """Writes `obj` as JSON to a temporary file, then renames it over `path`.
 
-    A reader never sees a half-written file: it finds the old content or the new.
+    A reader never sees a half-written file: it finds the old content or the new; the
+    content is flushed to disk before the rename.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

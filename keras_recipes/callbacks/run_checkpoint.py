@@ -134,7 +134,8 @@ class RunCheckpoint(keras.callbacks.Callback):
     uninterrupted one, provided the data come in an order that depends on the epoch
     alone (``keras_recipes.data.epoch_batches`` with
     ``initial_epoch=checkpoint.initial_epoch``). Each checkpoint is a folder
-    ``epoch-NNNN`` written under a temporary name and renamed once complete, so a
+    ``epoch-NNNN`` written under a temporary name, flushed to disk (``fsync``) and
+    renamed once complete, so a
     ``kill -9`` during a write leaves the previous checkpoint as the newest; the
     older one is removed afterwards. A variable equal to the previous checkpoint's
     (a frozen backbone) is a hard link to the previous file, not a new copy. The
@@ -206,7 +207,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         - ``keras.callbacks.BackupAndRestore``, whose usage this follows.
     """
 
-    async_safe = True  # no per-batch hook: Keras keeps dispatching steps asynchronously
+    # No per-batch *end* hook (the one Keras waits on): Keras keeps dispatching steps
+    # asynchronously on torch and jax. on_train_batch_begin runs on the main thread.
+    async_safe = True
 
     def __init__(
         self,
@@ -381,7 +384,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         if loss is None:  # the training loss diverged: keep the last good checkpoint
             return
         best_changed = self._update_best(epoch, record)
-        self._save(epoch, best_changed)
+        model_arrays = self._save(epoch, best_changed)
+        if best_changed and self.save_best:  # the snapshot's host copies, not a second copy
+            self._best_arrays = model_arrays or [to_host(v.value) for v in self.model.variables]
+            self._best_from_disk = False
 
     def on_train_end(self, logs=None):
         self.wait_for_writes()
@@ -406,9 +412,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         if not better:
             return False
         self.best = {"epoch": int(epoch), "monitor": monitor, "value": value, "logs": record}
-        if self.save_best:
-            self._best_arrays = [to_host(v.value) for v in self.model.variables]
-            self._best_from_disk = False
         return True
 
     # ------------------------------------------------------------------ writes
@@ -426,9 +429,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._last[kind] = [a for a, _ in values]
         return values
 
-    def _save(self, epoch: int, best_changed: bool) -> None:
+    def _save(self, epoch: int, best_changed: bool) -> list[np.ndarray] | None:
+        """Takes the host copies, starts the writer thread; returns the model's copies."""
         if not self.write:
-            return
+            return None
         model = self.model
         arrays = {"model": self._snapshot("model", model.variables)}
         if model.optimizer is not None and model.optimizer.built:
@@ -461,6 +465,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             name="run-checkpoint-writer", daemon=True)
         _WRITERS[os.fspath(self.directory.resolve())] = self._writer
         self._writer.start()
+        return [a for a, _ in arrays["model"]]
 
     def _write_guarded(self, *args) -> None:
         try:
@@ -487,6 +492,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _fsync_folder(self.directory)  # the rename itself is on disk
         for old in self.directory.glob("epoch-*"):
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
@@ -503,6 +509,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         """
         if self._writer is not None:
             self._writer.join()
+            key = os.fspath(self.directory.resolve())
+            if _WRITERS.get(key) is self._writer:
+                del _WRITERS[key]
             self._writer = None
         if self._write_error is not None:
             err, self._write_error = self._write_error, None
@@ -517,6 +526,17 @@ class RunCheckpoint(keras.callbacks.Callback):
             "write": self.write,
             "verbose": self.verbose,
         }
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _jsonable(value):

@@ -117,6 +117,10 @@ def test_frozen_arrays_are_hard_links_and_best_weights_are_the_best_epochs(tmp_p
     checkpoint = RunCheckpoint(tmp_path / "c", monitor="val_score", mode="max", verbose=0)
     model.fit(x, y, epochs=2, shuffle=False, verbose=0, callbacks=[checkpoint, Record()])
     first = latest_checkpoint(tmp_path / "c")
+    in_memory = _model()  # the best epoch's host copies kept by the instance itself
+    assert checkpoint.restore_best_weights(in_memory) == 1
+    for v, want in zip(in_memory.variables, seen[1], strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v.value), want)
     # Only the newest checkpoint is kept: remember the first one's files by inode.
     first_inodes = [os.stat(first / "model" / f"v{i:05d}.npy").st_ino for i in (0, 2)]
     model.fit(x, y, epochs=3, shuffle=False, verbose=0, callbacks=[checkpoint, Record()])
