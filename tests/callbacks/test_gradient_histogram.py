@@ -13,6 +13,7 @@ from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
 from keras_recipes.callbacks.gradient_histogram import full_weight_paths
 from keras_recipes.callbacks.plot_gradient_norms import layer_gradient_norms
 from tests import processes
+from tests.callbacks.unfreeze_at import UnfreezeAt
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -288,21 +289,6 @@ def test_exploding_alert_once(tmp_path, capsys):
 
 
 # ---------------------------------------------- weights unfrozen mid-fit, nested paths
-class _UnfreezeAt(keras.callbacks.Callback):
-    """The recipe UnfreezeSchedule uses: trainable, new optimizer, rebuilt train function."""
-
-    def __init__(self, epoch, layer):
-        super().__init__()
-        self.epoch, self.layer = epoch, layer
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            model = self.model
-            self.layer.trainable = True
-            optimizer = keras.optimizers.SGD(0.1)
-            optimizer.build(model.trainable_variables)
-            model.optimizer = optimizer
-            model.make_train_function(force=True)
 
 
 @pytest.mark.parametrize("data", [False, True], ids=["capture", "probe"])
@@ -319,7 +305,7 @@ def test_weights_unfrozen_mid_fit_are_picked_up(tmp_path, data):
     fc_kernel = backbone.layers[1].kernel
     before = _np(fc_kernel)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0,
-              callbacks=[callback, _UnfreezeAt(1, backbone)])
+              callbacks=[callback, UnfreezeAt(1, backbone, 0.1)])
     assert not np.array_equal(_np(fc_kernel), before)  # it did train after unfreezing
     scalars = read_scalars(tmp_path / "train")
     by_step = _tags_by_step(scalars, "gradient_norm/")

@@ -9,6 +9,7 @@ import pytest
 from keras_recipes.callbacks import WeightHistogram
 from keras_recipes.callbacks import weight_histogram as weight_histogram_module
 from keras_recipes.callbacks.event_writer import read_histograms
+from tests.callbacks.unfreeze_at import UnfreezeAt
 
 BACKEND = keras.backend.backend()
 
@@ -37,21 +38,6 @@ class _WeightsAtEpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.values[epoch] = {w.path: _np(w) for w in self.model.weights}
-
-
-class _UnfreezeAt(keras.callbacks.Callback):
-    def __init__(self, epoch, layer):
-        super().__init__()
-        self.epoch, self.layer = epoch, layer
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            model = self.model
-            self.layer.trainable = True
-            optimizer = keras.optimizers.SGD(0.5)
-            optimizer.build(model.trainable_variables)
-            model.optimizer = optimizer
-            model.make_train_function(force=True)
 
 
 def _model(frozen_trainable=False):
@@ -134,7 +120,7 @@ def test_unchanged_weights_reuse_buckets_until_they_change(tmp_path, monkeypatch
     record = _WeightsAtEpochEnd()
     callback = WeightHistogram(tmp_path)  # every epoch
     model.fit(x, y, batch_size=4, epochs=4, shuffle=False, verbose=0,
-              callbacks=[_UnfreezeAt(2, frozen), record, callback])
+              callbacks=[UnfreezeAt(2, frozen, 0.5), record, callback])
     written = read_histograms(tmp_path / "train")
     for tag, series in written.items():
         assert [step for step, _ in series] == [0, 1, 2, 3], tag
