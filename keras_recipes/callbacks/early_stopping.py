@@ -7,6 +7,7 @@ import math
 import warnings
 
 import keras
+import numpy as np
 
 __all__ = ["EarlyStopping", "StopDecision", "StopState", "STOP_REASONS"]
 
@@ -80,6 +81,21 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _scalar(value, name: str) -> float:
+    """A logged value as a float; size-1 arrays (e.g. ``F1Score``'s shape (1,)) are accepted."""
+    if _is_number(value):
+        return float(value)
+    if not isinstance(value, (np.ndarray, np.generic, list, tuple)):
+        value = keras.ops.convert_to_numpy(value)
+    array = np.asarray(value)
+    if array.size != 1:
+        raise ValueError(
+            f"EarlyStopping monitors a single number, but `{name}` has shape {array.shape}. "
+            "Monitor a scalar metric (e.g. an F1Score with `average='macro'`)."
+        )
+    return float(array.reshape(-1)[0])
+
+
 def _metrics_unbuilt(model) -> bool:
     return any(
         hasattr(m, "metrics") and not getattr(m, "built", True)
@@ -115,7 +131,8 @@ class EarlyStopping(keras.callbacks.Callback):
       ``on_train_begin`` (Keras fails after the first epoch). Exception: a
       name that is neither a loss nor a known Keras metric name, while the
       compiled metrics are not built yet (TensorFlow builds them in the first
-      step), is resolved from the compiled metric at the first epoch end.
+      step), is resolved from the compiled metric at the first epoch end, and
+      raises there (as Keras) if still unknown, even when the value is missing;
 
     New rules: ``min_delta_mode="rel"`` (improvement relative to ``|best|``),
     ``stopping_threshold`` (stop once good enough), ``divergence_threshold``
@@ -132,7 +149,10 @@ class EarlyStopping(keras.callbacks.Callback):
     ``restore_best_weights=True`` restores the best epoch's weights at the end
     of training, whatever ended it (this callback, another one, or the last
     epoch). The best weights are kept as on-device copies (``keras.ops.copy``
-    of every model variable), not host copies. They are not part of
+    of every model variable), not host copies (a model that is not a Keras
+    model, only duck-typed with ``get_weights``/``set_weights``, uses those).
+    Logged values that are size-1 arrays (``F1Score``: shape (1,)) are
+    monitored as their single number, as in Keras. They are not part of
     :meth:`get_state`: after a resume, weights are restored only if a new best
     is found (a warning says so otherwise).
 
@@ -178,7 +198,11 @@ class EarlyStopping(keras.callbacks.Callback):
             ``False`` keeps counting across ``fit()`` calls.
 
     Attributes:
-        best, best_epoch, wait: the current state (see :class:`StopState`).
+        best, best_epoch, wait: the current state (see :class:`StopState`);
+            settable, as in Keras. `best_epoch` is 0 before the first best (as
+            Keras; ``state.best_epoch`` is ``None`` then).
+        monitor_op: ``keras.ops.greater`` or ``keras.ops.less`` (as Keras),
+            ``None`` while the direction of ``mode="auto"`` is not resolved.
         stopped_epoch: epoch at which this callback stopped training (0 when
             it did not, as in Keras; use `stop_reason` to tell them apart).
         stop_reason: one of :data:`STOP_REASONS`, or ``None``.
@@ -300,17 +324,53 @@ class EarlyStopping(keras.callbacks.Callback):
         self.best_weights: list | None = None
         self._missing_warned = False
 
+    # `best`, `best_epoch`, `wait` and `monitor_op` are public, settable attributes as in
+    # Keras; they read and write `self.state` (and the direction), so that `get_state`,
+    # `evaluate` and the hooks see what user code sets.
     @property
     def best(self) -> float | None:
         return self.state.best
 
+    @best.setter
+    def best(self, value) -> None:
+        value = None if value is None else _scalar(value, "best")
+        self.state = dataclasses.replace(self.state, best=value)
+
     @property
-    def best_epoch(self) -> int | None:
-        return self.state.best_epoch
+    def best_epoch(self) -> int:
+        """Epoch of `best`; 0 before the first (as Keras), see ``state.best_epoch``."""
+        return 0 if self.state.best_epoch is None else self.state.best_epoch
+
+    @best_epoch.setter
+    def best_epoch(self, value) -> None:
+        self.state = dataclasses.replace(
+            self.state, best_epoch=None if value is None else int(value)
+        )
 
     @property
     def wait(self) -> int:
         return self.state.wait
+
+    @wait.setter
+    def wait(self, value) -> None:
+        self.state = dataclasses.replace(self.state, wait=int(value))
+
+    @property
+    def monitor_op(self):
+        """``keras.ops.greater`` (maximize), ``keras.ops.less`` (minimize) or ``None``
+        (direction not resolved yet), as Keras's attribute."""
+        return {1.0: keras.ops.greater, -1.0: keras.ops.less}.get(self._sign)
+
+    @monitor_op.setter
+    def monitor_op(self, op) -> None:
+        if op is None:
+            self._sign = {"min": -1.0, "max": 1.0}.get(self.mode)
+        elif op is keras.ops.greater:
+            self._sign = 1.0
+        elif op is keras.ops.less:
+            self._sign = -1.0
+        else:
+            raise _error("monitor_op", "keras.ops.greater, keras.ops.less or None", op)
 
     def get_state(self) -> dict:
         """The counters as a JSON-serializable dict (for checkpoints)."""
@@ -336,7 +396,7 @@ class EarlyStopping(keras.callbacks.Callback):
         self._resume_pending = True
 
     # --------------------------------------------------------------- decision
-    def _resolve_direction(self, model=None) -> float | None:
+    def _resolve_direction(self, model=None, final: bool = False) -> float | None:
         if self._sign is not None:
             return self._sign
         name = self.monitor.removeprefix("val_")
@@ -352,7 +412,7 @@ class EarlyStopping(keras.callbacks.Callback):
             sign = 1.0
         if sign is None and (name in _MIN_NAMES or name.endswith(("_crossentropy", "_error"))):
             sign = -1.0
-        if sign is None and model is not None and _metrics_unbuilt(model):
+        if sign is None and not final and model is not None and _metrics_unbuilt(model):
             return None  # resolved at the first epoch end, once the metrics exist
         if sign is None:
             raise ValueError(
@@ -392,7 +452,7 @@ class EarlyStopping(keras.callbacks.Callback):
             changes.
         """
         self._resolve_direction()
-        current = float(current)
+        current = _scalar(current, self.monitor)
         finite = math.isfinite(current)
         if not finite and self.check_finite:
             best = "none yet" if state.best is None else f"{state.best:.6g}"
@@ -413,7 +473,9 @@ class EarlyStopping(keras.callbacks.Callback):
         wait = 0 if (improved and beats_baseline) else state.wait + 1
 
         overfit_wait = 0
-        train_ok = train_current is not None and math.isfinite(float(train_current))
+        if train_current is not None:
+            train_current = _scalar(train_current, self.monitor.removeprefix("val_"))
+        train_ok = train_current is not None and math.isfinite(train_current)
         if (
             self.overfit_patience is not None
             and train_ok
@@ -421,7 +483,7 @@ class EarlyStopping(keras.callbacks.Callback):
             and state.previous_train is not None
         ):
             val_worse = self._better(state.previous, current)
-            train_better = self._better(float(train_current), state.previous_train)
+            train_better = self._better(train_current, state.previous_train)
             overfit_wait = state.overfit_wait + 1 if (val_worse and train_better) else 0
         new_state = StopState(
             best=best,
@@ -429,7 +491,7 @@ class EarlyStopping(keras.callbacks.Callback):
             wait=wait,
             overfit_wait=overfit_wait,
             previous=current,
-            previous_train=float(train_current) if train_ok else None,
+            previous_train=train_current if train_ok else None,
         )
         if self.stopping_threshold is not None and self._better(current, self.stopping_threshold):
             return StopDecision(
@@ -490,6 +552,10 @@ class EarlyStopping(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self._last_epoch = epoch
+        if self._sign is None:
+            # As Keras: the direction is settled (or fails) at the first epoch end, even
+            # when the monitored value is missing.
+            self._resolve_direction(self.model, final=True)
         current = logs.get(self.monitor)
         if current is None:
             if not self._missing_warned:
@@ -506,18 +572,35 @@ class EarlyStopping(keras.callbacks.Callback):
             if self.overfit_patience is not None
             else None
         )
-        if self._sign is None:
-            self._resolve_direction(self.model)
         decision = self.evaluate(self.state, epoch, current, train_current)
         self.state = decision.state
         if decision.improved and self.restore_best_weights:
-            self.best_weights = [keras.ops.copy(v.value) for v in self.model.weights]
+            self.best_weights = self._snapshot()
         if decision.stop:
             self.model.stop_training = True
             self.stopped_epoch = epoch
             self.stop_reason = decision.reason
             if self.verbose:
                 print(f"Epoch {epoch + 1}: early stopping ({decision.reason}): {decision.message}")
+
+    def _snapshot(self) -> list:
+        """On-device copies of a Keras model's variables; ``get_weights()`` for other
+        models (duck-typed ones, as Keras's callback accepts)."""
+        weights = getattr(self.model, "weights", None)
+        if isinstance(weights, (list, tuple)) and all(
+            isinstance(v, keras.Variable) for v in weights
+        ):
+            self._host_weights = False
+            return [keras.ops.copy(v.value) for v in weights]
+        self._host_weights = True
+        return self.model.get_weights()
+
+    def _restore(self, best_weights) -> None:
+        if getattr(self, "_host_weights", False):
+            self.model.set_weights(best_weights)
+            return
+        for variable, value in zip(self.model.weights, best_weights, strict=True):
+            variable.assign(value)
 
     def on_train_end(self, logs=None):
         if not self.restore_best_weights or self.state.best_epoch is None:
@@ -533,8 +616,7 @@ class EarlyStopping(keras.callbacks.Callback):
             return
         if self.state.best_epoch == self._last_epoch:
             return  # the current weights are the best ones
-        for variable, value in zip(self.model.weights, self.best_weights, strict=True):
-            variable.assign(value)
+        self._restore(self.best_weights)
         if self.verbose:
             print(
                 "Restoring model weights from the end of the best epoch: "

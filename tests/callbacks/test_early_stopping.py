@@ -399,3 +399,115 @@ def test_config_round_trip():
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EarlyStopping(**kwargs)
+
+
+# ------------------------------------------- issue 33: Keras's own tests pass
+def _f1_model():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy",
+                  metrics=[keras.metrics.F1Score(threshold=0.5, name="f1_score")])
+    return model
+
+
+def test_f1_score_size_one_array_is_monitored_both_sides():
+    """F1Score logs an array of shape (1,): monitored like Keras (also the training side)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 2)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = _f1_model()
+    stopper = EarlyStopping(monitor="val_f1_score", patience=5, overfit_patience=2)
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_data=(x, y),
+                        callbacks=[stopper])
+    assert np.shape(history.history["val_f1_score"][0]) in ((1,), ())
+    assert stopper.monitor_op is keras.ops.greater
+    assert isinstance(stopper.best, float) and math.isfinite(stopper.best)
+    assert isinstance(stopper.state.previous_train, float)
+
+
+def test_size_one_arrays_in_the_pure_decision_and_larger_ones_rejected():
+    stopper = EarlyStopping(monitor="val_f1_score", mode="max", overfit_patience=1)
+    state = stopper.evaluate(StopState(), 0, np.array([0.5]), np.array([0.4])).state
+    assert (state.best, state.previous_train) == (0.5, pytest.approx(0.4))
+    assert stopper.evaluate(state, 1, np.array([[0.7]], "float32")).state.best == (
+        pytest.approx(0.7))
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        stopper.evaluate(state, 1, np.array([0.5, 0.6]))
+
+
+def test_public_attributes_as_keras():
+    """`monitor_op`, `best`, `wait`, `best_epoch` exist, start and reset as in Keras 3.15,
+    and user code can set them, with the same meaning."""
+    theirs = keras.callbacks.EarlyStopping(monitor="loss", patience=3)
+    ours = EarlyStopping(monitor="loss", patience=3)
+    for cb in (theirs, ours):
+        cb.set_model(_model())
+        cb.on_train_begin()
+    for name in ("best", "wait", "best_epoch", "stopped_epoch", "best_weights"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.best_epoch == 0 and ours.state.best_epoch is None
+    assert EarlyStopping(mode="max").monitor_op is keras.ops.greater
+    assert EarlyStopping(mode="min").monitor_op is keras.ops.less
+    assert EarlyStopping(monitor="val_loss").monitor_op is None  # mode="auto": resolved later
+    assert ours.monitor_op is keras.ops.less
+
+    # Set by user code: the decision and get_state() follow.
+    ours.best, ours.wait, ours.best_epoch = 0.5, 2, 4
+    assert (ours.best, ours.wait, ours.best_epoch) == (0.5, 2, 4)
+    assert ours.get_state()["best"] == 0.5 and ours.get_state()["wait"] == 2
+    ours.on_epoch_end(5, {"loss": 0.6})  # no improvement on the set best: wait 3 = patience
+    assert ours.model.stop_training and ours.stop_reason == "patience"
+    assert ours.best_epoch == 4
+
+    ours.monitor_op = keras.ops.greater
+    assert ours._sign == 1.0 and ours.monitor_op is keras.ops.greater
+    with pytest.raises(ValueError, match="monitor_op"):
+        ours.monitor_op = max
+
+    # on_train_begin resets what Keras resets.
+    ours.best_weights = object()
+    ours.on_train_begin()
+    assert (ours.best, ours.wait, ours.best_epoch, ours.stopped_epoch, ours.best_weights) == (
+        None, 0, 0, 0, None)
+
+
+def test_unknown_monitor_on_a_never_fitted_model_raises_like_keras():
+    """Keras 3.15 raises at the first epoch end, even though `unknown` is not in the logs
+    (TensorFlow: the compiled metrics are unbuilt at train begin). Ours raises at the
+    latest there; on the other backends already at train begin."""
+    model = _model()  # compiled, never fitted
+    epochs_run = []
+    counter = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: epochs_run.append(e))
+    x, y = np.zeros((4, 2), "float32"), np.zeros((4, 1), "float32")
+    with pytest.raises(ValueError, match="mode='min' or mode='max'"):
+        model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
+                  callbacks=[counter, EarlyStopping(monitor="unknown")])
+    assert epochs_run in ([], [0])
+    # The hook alone: unknown direction and missing value still raise at the epoch end.
+    stopper = EarlyStopping(monitor="unknown")
+    stopper.set_model(model)
+    stopper._resume_pending = False
+    with pytest.raises(ValueError, match="mode='min' or mode='max'"):
+        stopper.on_epoch_end(0, {"loss": 1.0})
+
+
+def test_restore_best_weights_on_a_duck_typed_model_uses_get_set_weights():
+    """Keras's callback accepts any object with get_weights/set_weights (as its own test)."""
+
+    class Dummy:
+        stop_training = False
+        weights = -1
+
+        def get_weights(self):
+            return self.weights
+
+        def set_weights(self, weights):
+            self.weights = weights
+
+    stopper = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    stopper.set_model(Dummy())
+    stopper.on_train_begin()
+    for epoch, value in enumerate([0.2, 0.15, 0.1, 0.11, 0.12]):
+        stopper.model.weights = epoch
+        stopper.on_epoch_end(epoch, {"val_loss": value})
+    stopper.on_train_end()
+    assert stopper.stop_reason == "patience" and stopper.model.weights == 2
