@@ -16,7 +16,8 @@ class EpochScalars(keras.callbacks.Callback):
     """Writes each epoch's logs to TensorBoard in ``keras.callbacks.TensorBoard``'s layout.
 
     Tags and folders are those of Keras's epoch scalars (``log_dir/train/epoch_loss``,
-    ``log_dir/validation/epoch_loss`` for ``val_loss``, ...), written with the package's
+    ``log_dir/validation/epoch_loss`` for ``val_loss``, ...; as Keras, the optimizer's
+    learning rate as ``train/epoch_learning_rate``), written with the package's
     TensorFlow-free ``EventWriter``, so a torch or jax run does not import TensorFlow
     (which ``keras.callbacks.TensorBoard`` does, adding seconds to every run).
 
@@ -48,7 +49,8 @@ class EpochScalars(keras.callbacks.Callback):
         return self.writers[split]
 
     def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
+        logs = {**_learning_rates(getattr(self, "_model", None)), **(logs or {})}
+        for key, value in logs.items():
             split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
             try:
                 value = float(value)
@@ -69,3 +71,15 @@ class EpochScalars(keras.callbacks.Callback):
     @classmethod
     def from_config(cls, config: dict):
         return cls(**config)
+
+
+def _learning_rates(model) -> dict[str, float]:
+    """The optimizer's learning rate(s), named as ``keras.callbacks.TensorBoard`` logs them."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+    if hasattr(optimizer, "optimizers"):
+        return {f"learning_rate_{o.name}": float(keras.ops.convert_to_numpy(o.learning_rate))
+                for o in optimizer.optimizers}
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return {"learning_rate": float(keras.ops.convert_to_numpy(optimizer.learning_rate))}
+    return {}

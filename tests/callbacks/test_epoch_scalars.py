@@ -57,8 +57,9 @@ def test_writes_the_exact_epoch_logs_train_and_validation(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["train", "validation"]
     train = read_scalars(tmp_path / "train")
     validation = read_scalars(tmp_path / "validation")
-    assert sorted(train) == ["epoch_loss", "epoch_mae"]
+    assert sorted(train) == ["epoch_learning_rate", "epoch_loss", "epoch_mae"]
     assert sorted(validation) == ["epoch_loss", "epoch_mae"]
+    assert [v for _, v in train["epoch_learning_rate"]] == pytest.approx([0.1] * 3)
     # The logs themselves, to the float32 a TensorBoard simple_value holds.
     for key, series in history.history.items():
         folder, name = (validation, key[4:]) if key.startswith("val_") else (train, key)
@@ -103,8 +104,6 @@ def test_same_tags_and_values_as_keras_tensorboard(tmp_path):
         theirs = read_scalars(tmp_path / "keras" / split)
         theirs = {tag: v for tag, v in theirs.items() if tag.startswith("epoch_")}
         ours = read_scalars(tmp_path / "ours" / split)
-        if split == "train":  # Keras adds the optimizer's learning rate, not one of the logs
-            theirs.pop("epoch_learning_rate")
         assert sorted(ours) == sorted(theirs), split
         for tag in ours:
             assert [s for s, _ in ours[tag]] == [s for s, _ in theirs[tag]] == [0, 1]
@@ -124,3 +123,16 @@ def test_keras_deserializes_the_registered_callback(tmp_path):
     serialized = keras.saving.serialize_keras_object(EpochScalars(tmp_path))
     rebuilt = keras.saving.deserialize_keras_object(serialized)
     assert isinstance(rebuilt, EpochScalars) and rebuilt.log_dir == str(tmp_path)
+
+
+def test_learning_rate_is_written_as_keras_does(tmp_path):
+    x, y, xv, yv = _data()
+    model = _model()
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.5, decay_steps=1, decay_rate=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0, callbacks=[EpochScalars(tmp_path)])
+    written = read_scalars(tmp_path / "train")["epoch_learning_rate"]
+    # 2 steps per epoch: after epoch e the schedule is at step 2(e + 1): 0.5 * 0.5 ** (2e + 2).
+    assert [s for s, _ in written] == [0, 1, 2]
+    np.testing.assert_allclose([v for _, v in written], [0.5 * 0.5 ** (2 * e + 2)
+                                                         for e in range(3)], rtol=1e-6)
