@@ -9,7 +9,10 @@ from keras_recipes.applications.freezing import (
     selectable_layers,
     unfreeze,
 )
-from keras_recipes.applications.imagenet_preprocessing import ImageNetPreprocessing
+from keras_recipes.applications.imagenet_preprocessing import (
+    ImageNetPreprocessing,
+    imagenet_preprocessing,
+)
 from keras_recipes.applications.imagenet_weights import (
     imagenet_weights_file,
     keras_cache_dir,
@@ -26,6 +29,7 @@ __all__: list[str] = [
     "build_transfer_model",
     "find_layer",
     "freeze",
+    "imagenet_preprocessing",
     "imagenet_weights_file",
     "is_batch_norm",
     "keras_cache_dir",

@@ -9,7 +9,7 @@ import keras
 from keras_recipes.applications.freezing import freeze, unfreeze
 from keras_recipes.applications.imagenet_preprocessing import (
     PREPROCESSING_MODES,
-    ImageNetPreprocessing,
+    imagenet_preprocessing,
 )
 from keras_recipes.applications.imagenet_weights import (
     WeightsFile,
@@ -75,7 +75,7 @@ def backbone_names() -> list[str]:
 
 
 def preprocessing_mode(backbone: str) -> str:
-    """The input convention of a named backbone (see ``ImageNetPreprocessing``).
+    """The input convention of a named backbone (see ``imagenet_preprocessing``).
 
     Example:
 
@@ -250,10 +250,12 @@ def build_transfer_model(
     unfreeze, continue with a small learning rate) starts here. The model
     takes **raw images** (RGB, 0-255) and contains, in order:
 
-    1. ``"preprocessing"``: the backbone's own input convention as an
-       :class:`ImageNetPreprocessing` layer (caffe for VGG/ResNet, ``[-1, 1]``
-       for MobileNetV2/Inception, torch for DenseNet, none for EfficientNet,
-       MobileNetV3 and ConvNeXt, which rescale inside);
+    1. ``"preprocessing"``: the backbone's own input convention (caffe for
+       VGG/ResNet, ``[-1, 1]`` for MobileNetV2/Inception, torch for DenseNet,
+       none for EfficientNet, MobileNetV3 and ConvNeXt, which rescale inside)
+       as a nested model of Keras's own layers (:func:`imagenet_preprocessing`,
+       the values of :class:`ImageNetPreprocessing`), so that the saved model
+       loads with Keras alone;
     2. ``"backbone"``: the backbone as one nested model (frozen by default,
        batch norm in inference mode);
     3. the new head:
@@ -371,7 +373,8 @@ def build_transfer_model(
         default_name = f"{backbone.name}_transfer"
 
     inputs = keras.Input(shape=shape, name="image")
-    x = ImageNetPreprocessing(mode or "none", name="preprocessing")(inputs)
+    # Keras's own layers only: the saved model loads without keras_recipes.
+    x = imagenet_preprocessing(mode or "none", shape, name="preprocessing")(inputs)
     x = net(x)
     if head == "gap" and len(x.shape) == 4:
         x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
