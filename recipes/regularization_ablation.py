@@ -163,7 +163,7 @@ from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa
 from keras_recipes.experiments import option  # noqa: E402
 from keras_recipes.layers import CutMix, MixUp, MixUpOrCutMix  # noqa: E402
 from keras_recipes.models import AugmentedModel  # noqa: E402
-from keras_recipes.regularizers import add_weight_penalty  # noqa: E402
+from keras_recipes.regularizers import add_weight_penalty, remove_weight_penalty  # noqa: E402
 
 VARIANTS = ("none", "l2", "dropout", "batchnorm", "augment", "label_smoothing", "mixup",
             "cutmix", "mixup_or_cutmix", "all")
@@ -404,6 +404,8 @@ def main(argv=None) -> dict:
             result, cnn = run_variant(variant, seed, initial, data, k, config, run_dir)
             by_variant[variant].append(result)
             if variant == "all" and seed == config.seeds[0]:
+                # The penalty only shapes training: without it the saved model is plain Keras.
+                remove_weight_penalty(cnn)
                 cnn.save(os.path.join(run_dir, "all.keras"))
             print(f"seed {seed} {variant:16s} train {result['train_accuracy']:.3f} "
                   f"val {result['val_accuracy']:.3f} test {result['test_accuracy']:.3f}",

@@ -123,3 +123,27 @@ def assert_summary(summary: dict) -> None:
     np.testing.assert_allclose(summary["mean"], values.mean(), rtol=1e-9, atol=1e-12)
     sd = values.std(ddof=1) if values.size > 1 else 0.0
     np.testing.assert_allclose(summary["sd"], sd, rtol=1e-9, atol=1e-12)
+
+
+_LOAD_ALONE = """
+import sys
+import keras
+import numpy as np
+model = keras.saving.load_model(sys.argv[1])
+x = np.random.default_rng(0).uniform(0, 1, (2,) + tuple(model.input_shape[1:])).astype("float32")
+y = np.asarray(model.predict(x, verbose=0))
+assert "keras_recipes" not in sys.modules, "keras_recipes was imported"
+assert np.isfinite(y).all() and y.shape[0] == 2, y
+print("loaded", [type(layer).__module__.split(".")[0] for layer in model._flatten_layers()])
+"""
+
+
+def assert_loads_with_keras_alone(path: Path) -> None:
+    """A recipe's saved model loads and predicts in a process that never imports keras_recipes."""
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("PYTHONPATH", None)
+    proc = processes.run([sys.executable, "-c", _LOAD_ALONE, str(path)], env=env,
+                         cwd=path.parent, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    modules = proc.stdout.split("loaded", 1)[1]
+    assert "keras_recipes" not in modules and "'keras'" in modules, modules

@@ -2,7 +2,12 @@
 
 import numpy as np
 
-from tests.recipes.smoke_run import assert_png, assert_summary, assert_tensorboard
+from tests.recipes.smoke_run import (
+    assert_loads_with_keras_alone,
+    assert_png,
+    assert_summary,
+    assert_tensorboard,
+)
 
 
 def test_smoke_outputs_and_stopping_claims(recipe_smoke_runs, keras_backend):
@@ -35,5 +40,6 @@ def test_smoke_outputs_and_stopping_claims(recipe_smoke_runs, keras_backend):
     assert runs["patience"]["epochs_run"] >= runs["patience"]["best_epoch"] + config["patience"]
     assert_png(run.run_dir / "curves.png")
     assert (run.run_dir / "best.keras").stat().st_size > 0
+    assert_loads_with_keras_alone(run.run_dir / "best.keras")  # without keras_recipes
     tb = run.run_dir / "tensorboard" / "patience" / "seed0"
     assert_tensorboard(tb / "validation", ("epoch_loss",), runs["patience"]["epochs_run"])

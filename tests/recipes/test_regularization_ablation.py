@@ -2,7 +2,12 @@
 
 import numpy as np
 
-from tests.recipes.smoke_run import assert_png, assert_summary, assert_tensorboard
+from tests.recipes.smoke_run import (
+    assert_loads_with_keras_alone,
+    assert_png,
+    assert_summary,
+    assert_tensorboard,
+)
 
 
 def test_smoke_outputs_same_start_and_penalty(recipe_smoke_runs, keras_backend):
@@ -45,5 +50,6 @@ def test_smoke_outputs_same_start_and_penalty(recipe_smoke_runs, keras_backend):
     assert variants["all"]["runs"][0]["parameters"] > variants["none"]["runs"][0]["parameters"]
     assert_png(run.run_dir / "curves.png")
     assert (run.run_dir / "all.keras").stat().st_size > 0
+    assert_loads_with_keras_alone(run.run_dir / "all.keras")  # without keras_recipes
     tb = run.run_dir / "tensorboard" / "all" / "seed0"
     assert_tensorboard(tb / "train", ("epoch_loss", "epoch_accuracy"), config["epochs"])
