@@ -64,19 +64,8 @@ class ImageNetPreprocessing(keras.layers.Layer):
 
     def __init__(self, mode: str = "caffe", data_format: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        if mode not in PREPROCESSING_MODES:
-            raise ValueError(
-                f"Invalid value for argument `mode`. Expected one of {list(PREPROCESSING_MODES)}. "
-                f"Received: mode={mode!r}"
-            )
-        data_format = data_format or keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "Invalid value for argument `data_format`. Expected 'channels_last' or "
-                f"'channels_first'. Received: data_format={data_format!r}"
-            )
         self.mode = mode
-        self.data_format = data_format
+        self.data_format = _check_mode(mode, data_format)
         self.supports_masking = True
 
     def _per_channel(self, values, ndim):
