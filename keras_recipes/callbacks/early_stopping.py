@@ -9,6 +9,8 @@ import warnings
 import keras
 import numpy as np
 
+from keras_recipes.callbacks.log_values import log_scalar
+
 __all__ = ["EarlyStopping", "StopDecision", "StopState", "STOP_REASONS"]
 
 #: Every value :attr:`EarlyStopping.stop_reason` can take besides ``None``.
@@ -83,17 +85,14 @@ def _is_number(value) -> bool:
 
 def _scalar(value, name: str) -> float:
     """A logged value as a float; size-1 arrays (e.g. ``F1Score``'s shape (1,)) are accepted."""
-    if _is_number(value):
-        return float(value)
-    if not isinstance(value, (np.ndarray, np.generic, list, tuple)):
-        value = keras.ops.convert_to_numpy(value)
-    array = np.asarray(value)
-    if array.size != 1:
+    number = log_scalar(value)
+    if number is None:
         raise ValueError(
-            f"EarlyStopping monitors a single number, but `{name}` has shape {array.shape}. "
+            f"EarlyStopping monitors a single number, but `{name}` has shape "
+            f"{np.shape(keras.ops.convert_to_numpy(value))}. "
             "Monitor a scalar metric (e.g. an F1Score with `average='macro'`)."
         )
-    return float(array.reshape(-1)[0])
+    return number
 
 
 def _metrics_unbuilt(model) -> bool:

@@ -7,6 +7,7 @@ import os
 import keras
 
 from keras_recipes.callbacks.event_writer import EventWriter
+from keras_recipes.callbacks.log_values import log_scalar
 
 __all__ = ["EpochScalars"]
 
@@ -52,9 +53,8 @@ class EpochScalars(keras.callbacks.Callback):
         logs = {**_learning_rates(getattr(self, "_model", None)), **(logs or {})}
         for key, value in logs.items():
             split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
+            value = log_scalar(value)
+            if value is None:  # not one number: a string, several values
                 continue
             self._writer(split).scalar(f"epoch_{name}", value, epoch)
         for writer in self.writers.values():

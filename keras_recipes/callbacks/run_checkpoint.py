@@ -25,6 +25,7 @@ from keras_recipes.callbacks.checkpoint_files import (
     same_values,
     save_arrays,
 )
+from keras_recipes.callbacks.log_values import log_scalar
 
 __all__ = ["RunCheckpoint", "latest_checkpoint"]
 
@@ -75,15 +76,9 @@ def _check_folder(directory: Path) -> None:
 
 
 def _number(value):
-    """A log value as a float (size-1 arrays such as F1Score's included), else None."""
-    try:
-        array = np.asarray(keras.ops.convert_to_numpy(value), dtype="float64")
-    except (TypeError, ValueError):
-        return None
-    if array.size != 1:
-        return None
-    v = float(array.reshape(()))
-    return v if math.isfinite(v) else None
+    """A log value as a float (size-1 arrays such as F1Score's included); None if not finite."""
+    v = log_scalar(value)
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _fit_callback_list(callback):
