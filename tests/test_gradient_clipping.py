@@ -1,4 +1,4 @@
-"""Gradient clipping: PyTorch's habits mapped onto Keras optimizer arguments (COURSE.md §2, §6).
+"""Gradient clipping: PyTorch habits as Keras optimizer arguments (docs/techniques.md §2, §6).
 
 | PyTorch | Keras | rule, for the gradients g_1..g_n |
 |---|---|---|

@@ -113,7 +113,7 @@ class EarlyStopping(keras.callbacks.Callback):
     """Stops training when a monitored metric stops improving, diverges, overfits or is NaN.
 
     Same arguments and defaults as ``keras.callbacks.EarlyStopping``, plus the
-    checks the course needs to stop at the right epoch (`COURSE.md` §4: stop
+    checks the course needs to stop at the right epoch (`docs/techniques.md` §4: stop
     when the validation loss starts rising while the training loss still
     falls, and keep the best weights). What it fixes in Keras 3.15's callback:
 

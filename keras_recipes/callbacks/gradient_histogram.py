@@ -115,8 +115,8 @@ def _norm(array: np.ndarray) -> float:
 class GradientHistogram(keras.callbacks.Callback):
     """Logs gradient histograms, gradient norms and update ratios of every weight to TensorBoard.
 
-    The course's practice of watching gradients layer by layer (vanishing and
-    exploding gradients, `COURSE.md` §2), on every backend, with no TensorFlow
+    The practice of watching gradients layer by layer (vanishing and exploding
+    gradients, `docs/techniques.md` §2), on every backend, with no TensorFlow
     needed. For every trainable weight (re-read from the model at every logging
     point, so weights unfrozen during ``fit`` appear from then on) it writes to
     ``log_dir/train``, beside ``keras.callbacks.TensorBoard``'s own events:

@@ -101,7 +101,7 @@ def oxford_flowers102(
     ``$KERAS_HOME/datasets/oxford_flowers102/`` through ``keras.utils.get_file``,
     each checked against its published md5, or reads them from ``data_dir``.
     The split is the data set's own (``trnid``, ``valid``, ``tstid``), so
-    numbers are comparable with the literature and the course (COURSE.md §5).
+    numbers are comparable with the literature (docs/techniques.md §5).
 
     Args:
         image_size: output size, an int or ``(height, width)``.

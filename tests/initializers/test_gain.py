@@ -1,4 +1,4 @@
-"""gain(): both conventions, number by number (COURSE.md §3), and the errors."""
+"""gain(): both conventions, number by number (docs/techniques.md §3), and the errors."""
 
 import math
 

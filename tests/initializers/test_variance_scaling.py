@@ -77,7 +77,7 @@ def test_explicit_gain_and_torch_convention():
 
 
 def test_keras_truncated_normal_facts():
-    """COURSE §3: HeNormal already divides by 0.8796; a plain TruncatedNormal(s) gives 0.88·s."""
+    """docs/techniques.md §3: HeNormal divides by 0.8796; TruncatedNormal(s) gives 0.88·s."""
     he = draw(keras.initializers.HeNormal(seed=1), MATRIX).std()
     plain = draw(keras.initializers.TruncatedNormal(stddev=0.1, seed=1), MATRIX).std()
     assert he / math.sqrt(2 / 576) == pytest.approx(1.0, abs=0.01)
