@@ -7,12 +7,12 @@ tables:
 
 - ``prefer_fast_compilation()``: JAX's default ``threefry`` random-bit layout
   (``jax_threefry_partitionable=True``, the default since JAX 0.5) lets XLA
-  shard a draw across devices, and costs XLA's CPU compiler 3-10 s of CPU per
+  shard a draw across devices, and costs XLA's CPU compiler seconds of CPU per
   random draw of a 4-D shape (a dropout mask, a noise tensor) in a jitted
-  function, against ~0.5 s with the older layout (measured with JAX 0.10.2 on a
-  2-core CPU: ``jax.random.uniform`` of shape (32, 8, 8, 16), 10.4 s vs
-  0.4 s). On one device the layout only changes which random numbers are
-  drawn, not their distribution, so it is switched off on JAX. torch and
+  function, some twenty times what the older layout costs (timings with their
+  date and hardware: ``benchmarks/results/jax_cpu_compilation.md``). On one
+  device the layout only changes which random numbers are drawn, not their
+  distribution, so it is switched off on JAX. torch and
   TensorFlow have nothing to switch.
 - ``allow_jit(layer)``: Keras marks ``RandomRotation`` and
   ``RandomTranslation`` (and a few other image layers) ``supports_jit=False``

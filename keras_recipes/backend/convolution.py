@@ -1,13 +1,13 @@
 """Fast small-image convolutions on JAX's CPU backend.
 
 XLA's CPU convolution is pathologically slow when the image is tiny: a 3x3
-convolution of a (10, 2, 2, 512) batch with 512 filters takes ~154 ms forward
-and ~318 ms forward + backward under ``jax.jit`` (2026-11-28, 2-core AMD EPYC),
-against ~6 ms in PyTorch, and VGG19 on 32x32 images has four such layers in its
-last block (there the feature map is 2x2): they were three quarters of its
+convolution of a (10, 2, 2, 512) batch with 512 filters runs about 25 times
+slower under ``jax.jit`` than in PyTorch, and VGG19 on 32x32 images has four
+such layers in its last block (there the feature map is 2x2), which dominate its
 training step. The same convolution written as im2col (the ``kh·kw`` shifted
-slices of the padded input, concatenated) and one matrix product takes 5.3 ms
-forward and 12.6 ms forward + backward; at 1x1, 3x3 and 4x4 it is 2-3x faster too.
+slices of the padded input, concatenated) and one matrix product is about as
+fast as PyTorch's, and faster at other tiny sizes too (timings with their date
+and hardware: ``benchmarks/results/jax_cpu_compilation.md``).
 
 :func:`fast_small_convolutions` routes the ``Conv2D`` layers of a model whose
 output has at most `max_positions` pixels through that formulation, on JAX

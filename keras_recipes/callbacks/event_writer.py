@@ -12,8 +12,8 @@ Scalars are written as ``simple_value`` (as PyTorch's ``SummaryWriter`` does),
 histograms as the ``[k, 3]`` float64 tensor of ``(left edge, right edge,
 count)`` rows that ``tf.summary.histogram`` writes, tagged for TensorBoard's
 histogram plugin. Histogram buckets are exactly ``np.histogram``'s (uniform bins
-over the finite values), counted faster on large arrays (20M float32 values on an
-idle 2-core CPU: 0.114 s of CPU instead of 0.184 s).
+over the finite values), counted faster on large arrays (about 1.6x on 20M float32
+values; see ``benchmarks/results/transfer_step.md``).
 
 The reader (:func:`read_scalars`, :func:`read_histograms`) parses the same
 framing, so tests and :func:`plot_gradient_norms` need no TensorFlow either.
@@ -96,8 +96,8 @@ _BLOCK = 1 << 18  # values per pass: the scratch arrays stay in the CPU cache
 def _uniform_counts(data: np.ndarray, bins: int, lo: float, hi: float):
     """``np.histogram(data, bins, range=(lo, hi))`` for finite `data` within ``[lo, hi]``.
 
-    The same counts and edges, faster on large arrays (1.6x on 20M float32
-    values, idle 2-core CPU): each value's
+    The same counts and edges, faster on large arrays (about 1.6x on 20M
+    float32 values): each value's
     bucket is ``floor((x - lo) * bins / (hi - lo))`` computed in the data's own
     precision into reused buffers, and only the values whose estimate lies
     within rounding error of a bucket edge are placed again by comparing them
