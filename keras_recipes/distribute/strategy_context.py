@@ -113,7 +113,7 @@ class StrategyContext(DistributeContext):
     ``kind="mirrored"``: ``tf.distribute.MirroredStrategy`` over the GPUs of one
     host (or the given ``devices``). ``kind="multi_worker"``:
     ``tf.distribute.MultiWorkerMirroredStrategy`` over several hosts, each
-    started with its own ``TF_CONFIG`` (see the README); it must be created at
+    started with its own ``TF_CONFIG`` (see docs/distribute.md); it must be created at
     the start of the program, before any other TensorFlow op.
 
     Keras's ``fit`` splits each global batch over the replicas, scales the loss
