@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -51,30 +50,17 @@ if __name__ == "__main__":  # the backend is chosen before Keras is imported
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_recipes import applications, distribute, experiments, layers, models  # noqa: E402
+from keras_recipes import backend as kbackend  # noqa: E402
 from keras_recipes import callbacks as kcb  # noqa: E402
 from keras_recipes import data as kdata  # noqa: E402
-from keras_recipes import experiments, layers, models  # noqa: E402
-from keras_recipes.applications import (  # noqa: E402
-    build_transfer_model,
-    pretrain_on_digits,
-    with_float32_outputs,
-)
-from keras_recipes.applications.imagenet_weights import (  # noqa: E402
-    imagenet_weights_file,
-    imagenet_weights_path,
-)
-from keras_recipes.backend import (  # noqa: E402
-    device_description,
-    mixed_precision_policy,
-    set_num_threads,
-)
-from keras_recipes.distribute import setup as distribute_setup  # noqa: E402
 from keras_recipes.experiments import option  # noqa: E402
 
 NAME = "transfer_vgg19"
 SOURCE_CLASSES, TARGET_CLASSES = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 AUGMENTS = ("none", "basic", "mixup", "cutmix", "mixup-cutmix")
-EXIT_BAD_INPUT, EXIT_NONFINITE = 2, 3
+EXIT_BAD_INPUT, EXIT_NONFINITE = experiments.EXIT_BAD_INPUT, 3
+RecipeError = experiments.RecipeError
 
 
 @dataclasses.dataclass
@@ -136,20 +122,8 @@ SMOKE = {"data": "digits", "image_size": 32, "head_epochs": 1, "fine_tune_epochs
          "histogram_freq": 2, "patience": 2, "verbose": 2}
 
 
-class RecipeError(Exception):
-    """A bad input: printed as one paragraph, exit status `code`."""
-
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
-        super().__init__(message)
-        self.code = code
-
-
 def check(cfg) -> None:
-    """Refuses settings that cannot run, before anything is loaded or written."""
-    try:
-        experiments.check_config(cfg)  # choices and bounds declared in Defaults
-    except ValueError as err:
-        raise RecipeError(str(err)) from None
+    """Refuses settings that cannot run, beyond the bounds declared in Defaults."""
     if cfg.image_size and cfg.image_size < 32:
         raise RecipeError(f"Invalid value for --image-size: {cfg.image_size}. VGG19 needs "
                           "images of at least 32x32 pixels (five 2x2 poolings).")
@@ -165,16 +139,11 @@ def check(cfg) -> None:
             raise RecipeError(f"--data {cfg.data!r}: no such folder. Expected auto, flowers102, "
                               "tf_flowers, digits, or a folder FOLDER/<class>/<image>.")
     if cfg.weights not in ("auto", "imagenet", "none"):
-        import h5py
-
         try:
-            h5py.File(Path(cfg.weights).expanduser(), "r").close()
-        except FileNotFoundError:
-            raise RecipeError(f"--weights {cfg.weights!r}: no such file. Expected auto, imagenet, "
-                              "none, or a VGG19 .h5 / .weights.h5 file.") from None
-        except OSError as err:
-            raise RecipeError(f"--weights {cfg.weights!r} is not a readable HDF5 weights file "
-                              f"({err}). Expected a VGG19 .h5 or .weights.h5 file.") from None
+            applications.check_weights_file(cfg.weights)
+        except (OSError, ValueError) as err:
+            raise RecipeError(f"--weights {cfg.weights!r}: {err} Expected auto, imagenet, none "
+                              "or a VGG19 weights file.") from None
 
 
 def resolve(cfg) -> dict:
@@ -184,14 +153,14 @@ def resolve(cfg) -> dict:
         missing = course_missing(cfg)
         if missing:
             data, weights = "digits", "auto" if weights == "imagenet" else weights
-            notice = ("\n" + "!" * 78 + "\nOFFLINE: the course's run (Oxford Flowers-102 + VGG19 "
-                      "ImageNet weights) cannot run here:\n"
-                      + "\n".join("  - " + m.splitlines()[0] for m in missing)
-                      + "\nPut them in the Keras cache (~/.keras) or pass --weights PATH and "
-                      "--data PATH. Running the EMBEDDED DEFAULT instead: VGG19 trained on digits "
-                      f"0-4 (cached in {cfg.out}/_cache), fine-tuned on digits 5-9 with "
-                      f"{cfg.train_per_class} labelled images per class, beside a VGG19 trained "
-                      "from scratch with the same step budget.\n" + "!" * 78 + "\n")
+            bar, lacks = "!" * 78, "\n".join("  - " + m.splitlines()[0] for m in missing)
+            notice = (f"\n{bar}\nOFFLINE: the course's run (Oxford Flowers-102 + VGG19 ImageNet "
+                      f"weights) cannot run here:\n{lacks}\nPut them in the Keras cache "
+                      "(~/.keras) or pass --weights PATH and --data PATH. Running the EMBEDDED "
+                      f"DEFAULT instead: VGG19 trained on digits 0-4 (cached in {cfg.out}/_cache), "
+                      f"fine-tuned on digits 5-9 with {cfg.train_per_class} labelled images per "
+                      f"class, beside a VGG19 trained from scratch with the same step budget.\n"
+                      f"{bar}\n")
         else:
             data = "flowers102"
     weights = {"auto": "source" if data == "digits" else "imagenet"}.get(weights, weights)
@@ -208,7 +177,8 @@ def course_missing(cfg) -> list[str]:
     missing = []
     if cfg.weights in ("auto", "imagenet"):
         try:
-            imagenet_weights_path("vgg19", imagenet_weights_file("vgg19", cfg.head != "gap"))
+            file = applications.imagenet_weights_file("vgg19", cfg.head != "gap")
+            applications.imagenet_weights_path("vgg19", file)
         except OSError as err:
             missing.append(str(err))
     try:
@@ -245,36 +215,24 @@ def build_model(cfg, plan, num_classes, weights_file, frozen, name):
     """VGG19 with a zero-initialized head (as in Big Transfer), compiled for one variant."""
     keras.utils.set_random_seed(cfg.seed)
     try:
-        net = build_transfer_model("vgg19", num_classes, weights=weights_file, head=plan["head"],
-                                   input_shape=(plan["image_size"],) * 2 + (3,),
-                                   freeze_backbone=frozen, classifier_activation=None,
-                                   name=f"vgg19_{name}")
+        net = applications.build_transfer_model(
+            "vgg19", num_classes, weights=weights_file, head=plan["head"], name=f"vgg19_{name}",
+            input_shape=(plan["image_size"],) * 2 + (3,), freeze_backbone=frozen,
+            classifier_activation=None)
     except ValueError as err:
         raise RecipeError(f"--weights {weights_file}: {err}") from None
-    net = with_float32_outputs(net)
+    net = applications.with_float32_outputs(net)
     # A random Glorot head on VGG19's all-positive features starts with large class biases
     # (initial val loss 5.6 instead of ln 5 on digits): every variant starts from zeros.
     for w in net.get_layer("predictions").weights:
         w.assign(keras.ops.zeros(w.shape, w.dtype))
-    model = net
-    if cfg.augment in ("mixup", "cutmix", "mixup-cutmix"):
-        k = num_classes
-        mixing = {"mixup": lambda: layers.MixUp(0.2, num_classes=k, seed=cfg.seed),
-                  "cutmix": lambda: layers.CutMix(1.0, num_classes=k, seed=cfg.seed),
-                  "mixup-cutmix": lambda: layers.MixUpOrCutMix(0.2, 1.0, num_classes=k,
-                                                              seed=cfg.seed)}[cfg.augment]()
-        model = models.AugmentedModel(net, mixing, name=f"{net.name}_augmented")
-    dense = cfg.label_smoothing > 0 or model is not net  # one-hot labels
-    top = min(5, num_classes)
-    if dense:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True,
+    mixing = layers.mixing_layer(None if cfg.augment in ("none", "basic") else cfg.augment,
+                                 num_classes=num_classes, seed=cfg.seed)
+    model = net if mixing is None else models.AugmentedModel(net, mixing,
+                                                             name=f"{net.name}_augmented")
+    one_hot = cfg.label_smoothing > 0 or mixing is not None
+    loss, metrics = models.classification_objective(num_classes, one_hot=one_hot,
                                                     label_smoothing=cfg.label_smoothing)
-        metrics = [keras.metrics.CategoricalAccuracy(name="top1"),
-                   keras.metrics.TopKCategoricalAccuracy(top, name="top5")]
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                   keras.metrics.SparseTopKCategoricalAccuracy(top, name="top5")]
     clip = {k: v for k, v in (("clipnorm", cfg.clipnorm),
                               ("global_clipnorm", cfg.global_clipnorm)) if v}
     # Transfer starts at the head's rate (the fine-tuning one without a head phase);
@@ -283,7 +241,7 @@ def build_model(cfg, plan, num_classes, weights_file, frozen, name):
     model.compile(optimizer=keras.optimizers.SGD(lr, momentum=cfg.momentum, **clip), loss=loss,
                   metrics=metrics, jit_compile=True if cfg.jit else "auto")
     # The pipeline makes labels one-hot for label smoothing alone (mixing layers do it).
-    return net, model, num_classes if dense and model is net else None
+    return net, model, num_classes if one_hot and model is net else None
 
 
 def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_callbacks):
@@ -299,29 +257,11 @@ def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_cal
     checkpoint = kcb.RunCheckpoint(run_dir / "state" / name, monitor="val_top1", mode="max",
                                    write=ctx.is_chief)
     start = checkpoint.initial_epoch
-    basic = None
-    if cfg.augment == "basic":
-        flip = keras.layers.RandomFlip("horizontal", seed=cfg.seed)
-        contrast = keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=cfg.seed + 1)
-        bright = keras.layers.RandomBrightness(0.2, value_range=(0, 255), seed=cfg.seed + 2)
-        basic = lambda a: bright(contrast(flip(a, training=True), training=True),  # noqa: E731
-                                 training=True)
-    bs, steps = plan["batch_size"], None
-    if isinstance(splits.train, tuple):  # in memory: the order of epoch e depends on (seed, e)
-        train = kdata.epoch_batches(*splits.train, bs, seed=cfg.seed, initial_epoch=start,
-                                    epochs=epochs, one_hot=one_hot, augment=basic, engine="auto")
-        val, test = (None if s is None else kdata.epoch_batches(*s, bs, seed=None,
-                                                                one_hot=one_hot, engine="auto")
-                     for s in (splits.validation, splits.test))
-        steps = math.ceil(len(splits.train[0]) / bs)
-    else:
-        train = kdata.map_batches(splits.train, one_hot=one_hot, augment=basic)
-        val, test = (None if s is None else kdata.map_batches(s, one_hot=one_hot)
-                     for s in (splits.validation, splits.test))
-    probe = None
-    if cfg.grad_probe:
-        xs, ys = zip(*((np.asarray(a), np.asarray(b)) for a, b in val), strict=True)
-        probe = (np.concatenate(xs)[:cfg.grad_probe], np.concatenate(ys)[:cfg.grad_probe])
+    basic = layers.basic_augmentation(seed=cfg.seed) if cfg.augment == "basic" else None
+    train, val, test, steps = kdata.fit_inputs(splits, plan["batch_size"], seed=cfg.seed,
+                                               initial_epoch=start, epochs=epochs,
+                                               one_hot=one_hot, augment=basic)
+    probe = kdata.first_examples(val, cfg.grad_probe) if cfg.grad_probe else None
     phase_ends = [cfg.head_epochs - 1, epochs - 1] if two_phases else [epochs - 1]
     callbacks = []
     if two_phases and cfg.fine_tune_epochs:
@@ -346,27 +286,14 @@ def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_cal
     scores = {} if test is None else {
         k: float(v) for k, v in ctx.evaluate(model, test, verbose=0).items()}
     if name == "transfer":  # best.keras, and inputs and outputs to check a reload
-        check_x = (splits.validation[0] if isinstance(splits.validation, tuple)
-                   else np.asarray(next(iter(splits.validation))[0]))[:8]
+        check_x = kdata.first_examples(splits.validation, 8)[0]
+        check_y = ctx.save_model(net, run_dir / "best.keras", check_x)
         if ctx.is_chief:
-            net.save(run_dir / ".best.tmp.keras")
-            os.replace(run_dir / ".best.tmp.keras", run_dir / "best.keras")
-            # Several JAX processes cannot gather predict's outputs: the chief reloads.
-            saved = net if ctx.predict_gathers else keras.saving.load_model(run_dir / "best.keras")
-            np.savez(run_dir / "best_check.npz", x=check_x,
-                     y=np.asarray(saved.predict(check_x, verbose=0)))
-        elif ctx.predict_gathers:  # every process takes part in a gathering predict
-            net.predict(check_x, verbose=0)
+            np.savez(run_dir / "best_check.npz", x=check_x, y=check_y)
     history = [{**h, "epoch": h["epoch"] + 1} for h in checkpoint.history]  # 1-based
-    phases = []
-    for phase, first, last in ([("head", 0, cfg.head_epochs), ("fine-tune", cfg.head_epochs,
-                                epochs)] if two_phases else [(name, 0, epochs)]):
-        done = [h for h in history if first < h["epoch"] <= last]
-        if done:
-            end = done[-1]
-            phases.append({"phase": phase, "epochs": f"{first + 1}-{end['epoch']}",
-                           **{k: end.get(k) for k in ("val_loss", "val_top1", "val_top5",
-                                                      "test_top1", "test_top5")}})
+    phases = experiments.phase_summaries(
+        checkpoint.history, {"head": cfg.head_epochs, "fine-tune": epochs} if two_phases
+        else {name: epochs}, keys=("val_loss", "val_top1", "val_top5", "test_top1", "test_top5"))
     es = next((c for c in callbacks if isinstance(c, kcb.EarlyStopping)), None)
     reason = ("non_finite_loss" if stop.nonfinite else
               f"early_stopping:{es.stop_reason}" if es is not None and es.stop_reason else
@@ -400,7 +327,8 @@ def report(cfg, plan, ctx, splits, run_dir, source, results, status, seconds) ->
                "counts": dict(splits.counts), "head": plan["head"],
                "weights": weights.get(plan["weights"], f"file {plan['weights']}"),
                "image_size": plan["image_size"], "backend": keras.backend.backend(),
-               "device": device_description(), "dtype_policy": keras.config.dtype_policy().name,
+               "device": kbackend.device_description(),
+               "dtype_policy": keras.config.dtype_policy().name,
                "distribute": {"kind": ctx.kind, "replicas": ctx.num_replicas,
                               "processes": ctx.num_processes},
                "wall_seconds": seconds, "sessions": max(r["sessions"] for r in results.values()),
@@ -434,9 +362,9 @@ def report(cfg, plan, ctx, splits, run_dir, source, results, status, seconds) ->
 def run(cfg, argv, extra_callbacks=()) -> int:
     start = time.time()
     if cfg.threads:
-        set_num_threads(cfg.threads)
+        kbackend.set_num_threads(cfg.threads)
     try:
-        ctx = distribute_setup(cfg.distribute)
+        ctx = distribute.setup(cfg.distribute)
     except ValueError as err:
         raise RecipeError(f"--distribute {cfg.distribute}: {err}") from None
     if not ctx.is_chief:
@@ -455,7 +383,8 @@ def run(cfg, argv, extra_callbacks=()) -> int:
         plan["batch_size"] = -(-plan["batch_size"] // ctx.num_replicas) * ctx.num_replicas
         print(f"--distribute {cfg.distribute}: {ctx.kind} over {ctx.num_replicas} replicas "
               f"({ctx.num_processes} process(es)); global batch {plan['batch_size']}")
-    keras.config.set_dtype_policy(mixed_precision_policy() if cfg.mixed_precision else "float32")
+    keras.config.set_dtype_policy(
+        kbackend.mixed_precision_policy() if cfg.mixed_precision else "float32")
     splits = load_data(cfg, plan)  # bad data fails before the run folder exists
     if run_dir is None:
         run_dir = experiments.make_run_dir(out, NAME) if ctx.is_chief else Path(
@@ -470,7 +399,7 @@ def run(cfg, argv, extra_callbacks=()) -> int:
     weights_file, source = None, None
     if plan["weights"] == "source":
         try:
-            weights_file, source = pretrain_on_digits(
+            weights_file, source = applications.pretrain_on_digits(
                 "vgg19", image_size=plan["image_size"], classes=SOURCE_CLASSES,
                 epochs=cfg.source_epochs, learning_rate=cfg.source_lr, limit=cfg.limit,
                 batch_size=-(-32 // ctx.num_replicas) * ctx.num_replicas, seed=cfg.seed,
@@ -480,8 +409,8 @@ def run(cfg, argv, extra_callbacks=()) -> int:
             raise RecipeError(str(err), EXIT_NONFINITE) from None
     elif plan["weights"] == "imagenet":
         try:
-            weights_file = imagenet_weights_path(
-                "vgg19", imagenet_weights_file("vgg19", plan["head"] == "imagenet"))
+            weights_file = applications.imagenet_weights_path(
+                "vgg19", applications.imagenet_weights_file("vgg19", plan["head"] == "imagenet"))
         except OSError as err:
             raise RecipeError(f"--weights imagenet: {err}") from None
     elif plan["weights"] != "none":
@@ -502,21 +431,10 @@ def run(cfg, argv, extra_callbacks=()) -> int:
 
 def main(argv: list[str] | None = None, extra_callbacks=()) -> int:
     """Runs the recipe; returns the exit status. `extra_callbacks` join every variant's fit."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        description = __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1]
-        cfg = experiments.parse_config(Defaults, argv, description=description, smoke=SMOKE,
-                                       verbose=False)
-        check(cfg)
-        return run(cfg, [sys.executable, *sys.argv[:1], *argv], extra_callbacks)
-    except RecipeError as err:
-        print(f"\nerror: {err}", file=sys.stderr)
-        return err.code
-    except SystemExit as err:  # argparse: its message is printed
-        return err.code if isinstance(err.code, int) else EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("\ninterrupted: continue with --resume", file=sys.stderr)
-        return 130
+    return experiments.run_recipe(lambda cfg, command: run(cfg, command, extra_callbacks),
+                                  Defaults, argv, smoke=SMOKE, check=check,
+                                  description="\n\n".join(__doc__.split("\n\n")[:2]),
+                                  interrupted=": continue with --resume")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from keras_recipes.applications.imagenet_preprocessing import (
 )
 from keras_recipes.applications.imagenet_weights import (
     imagenet_weights_file,
+    imagenet_weights_path,
     keras_cache_dir,
 )
 from keras_recipes.applications.transfer_model import (
@@ -22,15 +23,18 @@ from keras_recipes.applications.transfer_model import (
     build_transfer_model,
     preprocessing_mode,
 )
+from keras_recipes.applications.weights_file import check_weights_file
 
 __all__: list[str] = [
     "ImageNetPreprocessing",
     "backbone_names",
     "build_transfer_model",
+    "check_weights_file",
     "find_layer",
     "freeze",
     "imagenet_preprocessing",
     "imagenet_weights_file",
+    "imagenet_weights_path",
     "is_batch_norm",
     "keras_cache_dir",
     "preprocessing_mode",

@@ -6,7 +6,10 @@ from keras_recipes.data.flowers import FLOWERS102_NAMES, oxford_flowers102, tf_f
 from keras_recipes.data.image_folder import files_to_dataset, image_folder
 from keras_recipes.data.pipeline import (
     DatasetSplits,
+    FitInputs,
     epoch_batches,
+    first_examples,
+    fit_inputs,
     limit_splits,
     map_batches,
     seeded_batches,
@@ -17,8 +20,11 @@ __all__ = [
     "FLOWERS102_NAMES",
     "DatasetSplits",
     "DatasetUnavailableError",
+    "FitInputs",
     "epoch_batches",
     "files_to_dataset",
+    "first_examples",
+    "fit_inputs",
     "image_folder",
     "limit_splits",
     "load_digits",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
     "DatasetSplits",
+    "FitInputs",
     "epoch_batches",
+    "first_examples",
+    "fit_inputs",
     "limit_splits",
     "map_batches",
     "seeded_batches",
@@ -321,6 +324,105 @@ class DatasetSplits:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+class FitInputs(NamedTuple):
+    """What :func:`fit_inputs` returns: ``fit``'s data and its ``steps_per_epoch``."""
+
+    train: Any
+    validation: Any
+    test: Any
+    steps_per_epoch: int | None
+
+
+def fit_inputs(
+    splits: DatasetSplits,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    initial_epoch: int = 0,
+    epochs: int = 1,
+    one_hot: int | None = None,
+    augment=None,
+    engine: str = "auto",
+) -> FitInputs:
+    """The training, validation and test feeds of a loader's splits, ready for ``fit``.
+
+    In-memory splits (NumPy tuples) become :func:`epoch_batches`: the training batches of
+    epochs ``[initial_epoch, epochs)`` in the seeded order of each epoch (a resumed run
+    sees the batches of an uninterrupted one), validation and test in their own order,
+    and ``steps_per_epoch`` to pass to ``fit``. ``tf.data`` splits (image files) keep their
+    batches and order, mapped by :func:`map_batches`, with ``steps_per_epoch=None``. In both
+    cases `one_hot` applies to every split and `augment` to the training batches only.
+    Pass ``shuffle=False`` to ``fit``.
+
+    Example:
+
+    >>> x, y = np.arange(10, dtype="float32")[:, None], np.arange(10) % 2
+    >>> s = DatasetSplits((x, y), (x[:4], y[:4]), None, ["even", "odd"])
+    >>> feeds = fit_inputs(s, 4, seed=0, epochs=2, engine="numpy")
+    >>> feeds.steps_per_epoch, len(feeds.train), len(feeds.validation), feeds.test
+    (3, 6, 1, None)
+
+    Args:
+        splits: a loader's :class:`DatasetSplits`.
+        batch_size: examples per batch of the in-memory splits (``tf.data`` splits come
+            batched).
+        seed: the training order's seed.
+        initial_epoch: the first epoch of this ``fit`` (a resumed run's).
+        epochs: ``fit``'s `epochs`.
+        one_hot: the number of classes to make labels one-hot over, or ``None``.
+        augment: ``f(images) -> images`` for the training batches, or ``None``.
+        engine: the in-memory engine, as in :func:`epoch_batches`.
+
+    Returns:
+        A :class:`FitInputs` ``(train, validation, test, steps_per_epoch)``; a split the
+        loader did not give is ``None``.
+    """
+    import math
+
+    if isinstance(splits.train, tuple):
+        train = epoch_batches(*splits.train, batch_size, seed=seed, initial_epoch=initial_epoch,
+                              epochs=epochs, one_hot=one_hot, augment=augment, engine=engine)
+        val, test = (None if s is None else epoch_batches(*s, batch_size, seed=None,
+                                                          one_hot=one_hot, engine=engine)
+                     for s in (splits.validation, splits.test))
+        return FitInputs(train, val, test, math.ceil(len(splits.train[0]) / batch_size))
+    train = map_batches(splits.train, one_hot=one_hot, augment=augment)
+    val, test = (None if s is None else map_batches(s, one_hot=one_hot)
+                 for s in (splits.validation, splits.test))
+    return FitInputs(train, val, test, None)
+
+
+def first_examples(data, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `n` ``(x, y)`` examples of a split: a probe batch, or inputs to check a model.
+
+    Example:
+
+    >>> x, y = np.arange(10.0)[:, None], np.arange(10)
+    >>> first_examples(epoch_batches(x, y, 3, seed=None), 4)[1].tolist()
+    [0, 1, 2, 3]
+    >>> first_examples((x, y), 2)[0].tolist()
+    [[0.0], [1.0]]
+
+    Args:
+        data: an ``(x, y)`` tuple of arrays, or batches of them (a ``PyDataset``, a
+            ``tf.data.Dataset``); batches are read until `n` examples are in hand.
+        n: how many examples (fewer if the split is smaller).
+
+    Returns:
+        ``(x, y)`` NumPy arrays of at most `n` examples.
+    """
+    if isinstance(data, tuple):
+        return np.asarray(data[0])[:n], np.asarray(data[1])[:n]
+    xs, ys, count = [], [], 0
+    for xb, yb in data:
+        xs.append(np.asarray(xb))
+        ys.append(np.asarray(yb))
+        count += len(xs[-1])
+        if count >= n:
+            break
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
 
 
 def limit_splits(

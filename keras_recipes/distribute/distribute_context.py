@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -251,6 +253,49 @@ class DistributeContext:
                 model, x, y, batch_size=batch_size, verbose=verbose, callbacks=callbacks,
                 sample_weight=sample_weight, **kwargs,
             )
+
+    def save_model(self, model: keras.Model, path, check_x=None) -> np.ndarray | None:
+        """Saves `model` from the chief alone, atomically; returns the saved model's outputs.
+
+        The chief writes a temporary file beside `path` and renames it, so a crash never
+        leaves a half-written `path`. With `check_x`, call it in every process (a gathering
+        ``predict`` needs all of them): the chief gets ``predict(check_x)`` of the saved
+        model (read back from the file where ``predict`` cannot gather), to store beside it
+        and check a reload against; the other processes get ``None``.
+
+        Example:
+
+        >>> import keras, numpy as np, tempfile
+        >>> from keras_recipes.distribute import setup
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> path = tempfile.mkdtemp() + "/best.keras"
+        >>> out = setup("none").save_model(model, path, check_x=np.ones((3, 2)))
+        >>> bool(np.allclose(out, keras.saving.load_model(path).predict(np.ones((3, 2)),
+        ...                                                              verbose=0)))
+        True
+
+        Args:
+            model: the model to save.
+            path: a ``.keras`` file.
+            check_x: inputs to compute the saved model's outputs on, or ``None``.
+
+        Returns:
+            The outputs on `check_x` (NumPy) in the chief, else ``None``.
+        """
+        path = Path(path)
+        if self.is_chief:
+            tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+            model.save(tmp)
+            os.replace(tmp, path)
+        if check_x is None:
+            return None
+        if self.predict_gathers:  # every process takes part in a gathering predict
+            out = model.predict(check_x, verbose=0)
+        elif self.is_chief:
+            out = keras.saving.load_model(path).predict(check_x, verbose=0)
+        else:
+            return None
+        return np.asarray(keras.ops.convert_to_numpy(out)) if self.is_chief else None
 
     @contextlib.contextmanager
     def _chief_callbacks_here(self, chief_callbacks: list) -> Iterator[list]:

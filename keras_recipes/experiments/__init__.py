@@ -14,11 +14,18 @@ from keras_recipes.experiments.command_line import (
     parse_config,
     print_config,
 )
+from keras_recipes.experiments.recipe_error import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    RecipeError,
+    run_recipe,
+)
 from keras_recipes.experiments.results import (
     fingerprint,
     format_mean_sd,
     markdown_table,
     mean_sd,
+    phase_summaries,
     plot_curves,
     predict_logits,
     pyplot,
@@ -37,7 +44,10 @@ from keras_recipes.experiments.run_folder import (
 
 __all__ = [
     "BACKENDS",
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERRUPTED",
     "RecipeConfig",
+    "RecipeError",
     "check_config",
     "fingerprint",
     "finish_run",
@@ -48,10 +58,12 @@ __all__ = [
     "newest_run",
     "option",
     "parse_config",
+    "phase_summaries",
     "plot_curves",
     "predict_logits",
     "print_config",
     "pyplot",
+    "run_recipe",
     "save_json",
     "sparse_scores",
     "start_run",

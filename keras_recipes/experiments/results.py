@@ -17,6 +17,7 @@ __all__ = [
     "format_mean_sd",
     "markdown_table",
     "mean_sd",
+    "phase_summaries",
     "plot_curves",
     "predict_logits",
     "pyplot",
@@ -206,6 +207,41 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Pat
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def phase_summaries(
+    history: Sequence[Mapping[str, Any]],
+    phase_ends: Mapping[str, int],
+    keys: Sequence[str] = ("val_loss", "val_top1"),
+) -> list[dict[str, Any]]:
+    """The logs of each training phase's last epoch (e.g. warm-up, then fine-tuning).
+
+    Example:
+
+    >>> h = [{"epoch": e, "val_top1": 0.1 * e} for e in range(5)]  # epochs 0-4 done
+    >>> phase_summaries(h, {"head": 2, "fine-tune": 6}, keys=("val_top1",))
+    [{'phase': 'head', 'epochs': '1-2', 'val_top1': 0.1}, {'phase': 'fine-tune', 'epochs': '3-5', \
+'val_top1': 0.4}]
+
+    Args:
+        history: per-epoch records with a 0-based ``"epoch"`` (``RunCheckpoint.history``).
+        phase_ends: ``{phase name: one past its last epoch}``, in order; each phase starts
+            where the previous one ends (the first at epoch 0).
+        keys: the logs to keep of each phase's last epoch (``None`` where missing).
+
+    Returns:
+        One record per phase with at least one epoch done: ``"phase"``, ``"epochs"``
+        (1-based, first-last done) and `keys`.
+    """
+    rows, first = [], 0
+    for phase, end in phase_ends.items():
+        done = [h for h in history if first <= h["epoch"] < end]
+        if done:
+            last = done[-1]
+            rows.append({"phase": phase, "epochs": f"{first + 1}-{last['epoch'] + 1}",
+                         **{k: last.get(k) for k in keys}})
+        first = end
+    return rows
 
 
 def plot_curves(

@@ -1,5 +1,6 @@
 """keras_recipes.models: public names are re-exported here explicitly."""
 
 from keras_recipes.models.augmented_model import AugmentedModel
+from keras_recipes.models.classification_objective import classification_objective
 
-__all__: list[str] = ["AugmentedModel"]
+__all__: list[str] = ["AugmentedModel", "classification_objective"]

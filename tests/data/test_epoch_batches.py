@@ -166,3 +166,54 @@ def test_invalid_arguments_name_the_argument(keras_backend, kwargs, arg):
     args = {"x": np.zeros((4, 1)), "y": np.arange(4), "batch_size": 2, **kwargs}
     with pytest.raises(ValueError, match=f"argument `{arg}`.*Received: "):
         epoch_batches(args.pop("x"), args.pop("y"), args.pop("batch_size"), **args)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "tf.data"])
+def test_fit_inputs_of_in_memory_splits(keras_backend, engine):
+    from keras_recipes.data import DatasetSplits, fit_inputs
+
+    if engine == "tf.data":
+        pytest.importorskip("tensorflow")
+    x, y = np.arange(10, dtype="float32")[:, None], np.arange(10) % 3
+    splits = DatasetSplits((x, y), (x[:5], y[:5]), (x[5:], y[5:]), ["a", "b", "c"])
+    feeds = fit_inputs(splits, 4, seed=2, initial_epoch=1, epochs=3, one_hot=3,
+                       augment=lambda a: a + 100.0, engine=engine)
+    assert feeds.steps_per_epoch == 3
+    batches = [(np.asarray(a), np.asarray(b)) for a, b in feeds.train]
+    want = [p[j:j + 4] for e in (1, 2)
+            for p in [np.random.default_rng([2, e]).permutation(10)] for j in (0, 4, 8)]
+    assert len(batches) == len(want)
+    for (xb, yb), idx in zip(batches, want, strict=True):
+        np.testing.assert_array_equal(xb[:, 0], idx + 100.0)  # augmented, in the seeded order
+        np.testing.assert_array_equal(yb, np.eye(3)[idx % 3])
+    for feed, part in ((feeds.validation, slice(0, 5)), (feeds.test, slice(5, 10))):
+        xs, ys = zip(*((np.asarray(a), np.asarray(b)) for a, b in feed), strict=True)
+        np.testing.assert_array_equal(np.concatenate(xs)[:, 0], x[part, 0])  # not augmented
+        np.testing.assert_array_equal(np.concatenate(ys), np.eye(3)[y[part]])
+
+
+def test_fit_inputs_of_tf_data_splits_keep_their_batches(keras_backend):
+    tf = pytest.importorskip("tensorflow")
+    from keras_recipes.data import DatasetSplits, fit_inputs
+
+    x, y = np.arange(6, dtype="float32")[:, None], np.array([0, 1, 0, 1, 0, 1])
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    feeds = fit_inputs(DatasetSplits(ds, ds, None, ["a", "b"]), 99, one_hot=2,
+                       augment=lambda a: a * 2)
+    assert feeds.steps_per_epoch is None and feeds.test is None
+    (x1, y1), (x2, _) = [(a.numpy(), b.numpy()) for a, b in feeds.train]
+    np.testing.assert_array_equal(x1[:, 0], [0, 2, 4, 6])
+    np.testing.assert_array_equal(y1, np.eye(2)[[0, 1, 0, 1]])
+    np.testing.assert_array_equal(next(iter(feeds.validation))[0].numpy()[:, 0], [0, 1, 2, 3])
+
+
+def test_first_examples_of_tuples_and_of_batches(keras_backend):
+    from keras_recipes.data import first_examples
+
+    x, y = np.arange(20, dtype="float32").reshape(10, 2), np.arange(10)
+    for data in ((x, y), epoch_batches(x, y, 3, seed=None), [(x[:4], y[:4]), (x[4:], y[4:])]):
+        fx, fy = first_examples(data, 5)
+        np.testing.assert_array_equal(fx, x[:5])
+        np.testing.assert_array_equal(fy, y[:5])
+    fx, fy = first_examples(epoch_batches(x, y, 4, seed=None), 50)  # fewer than asked
+    assert len(fx) == len(fy) == 10

@@ -162,3 +162,22 @@ def test_declared_choices_and_bounds_are_checked_with_the_flag_named(capsys):
     assert e.value.code == 2
     assert "Invalid value for --momentum: 1.0. Expected a float in [0, 1)." in (
         capsys.readouterr().err)
+
+
+def test_phase_summaries_take_each_phase_last_epoch():
+    from keras_recipes.experiments import phase_summaries
+
+    history = [{"epoch": e, "val_loss": 2.0 - 0.1 * e, "val_top1": 0.1 * e} for e in range(7)]
+    rows = phase_summaries(history, {"head": 3, "fine-tune": 10})
+    assert rows == [
+        {"phase": "head", "epochs": "1-3", "val_loss": 1.8, "val_top1": 0.2},
+        # stopped early after epoch index 6: the phase's last done epoch, 1-based 7
+        {"phase": "fine-tune", "epochs": "4-7", "val_loss": 1.4, "val_top1": 0.6000000000000001},
+    ]
+    # a run killed during the head phase: one row, the phase not yet begun is left out
+    assert phase_summaries(history[:2], {"head": 3, "fine-tune": 10}, keys=("val_top1",)) == [
+        {"phase": "head", "epochs": "1-2", "val_top1": 0.1}]
+    # an empty first phase (no warm-up) and missing keys
+    assert phase_summaries(history[:1], {"head": 0, "all": 5}, keys=("test_top1",)) == [
+        {"phase": "all", "epochs": "1-1", "test_top1": None}]
+    assert phase_summaries([], {"head": 3}) == []

@@ -436,7 +436,7 @@ def tiny_backbone(monkeypatch):
         outputs = keras.layers.Dense(num_classes, name="predictions")(x)
         return keras.Model(inputs, outputs, name=kwargs["name"])
 
-    monkeypatch.setattr(recipe, "build_transfer_model", build)
+    monkeypatch.setattr(recipe.applications, "build_transfer_model", build)
 
 
 PLAN = {"head": "gap", "image_size": 8}
