@@ -221,7 +221,9 @@ def map_batches(ds, *, one_hot: int | None = None, augment=None):
     import tensorflow as tf
 
     if augment is not None:
-        ds = ds.map(lambda a, b: (augment(a), b), num_parallel_calls=tf.data.AUTOTUNE)
+        # One batch at a time: random layers draw from their seed generator in batch order
+        # (parallel calls would take the draws in whatever order the threads run).
+        ds = ds.map(lambda a, b: (augment(a), b))
     if one_hot:
         ds = ds.map(lambda a, b: (a, tf.one_hot(tf.cast(b, tf.int32), one_hot)))
     return ds
