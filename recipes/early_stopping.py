@@ -86,6 +86,7 @@ if __name__ == "__main__":  # the backend is chosen before Keras is imported
     choose_backend(sys.argv[1:])
 
 import dataclasses  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 
 import keras  # noqa: E402
@@ -94,7 +95,7 @@ import numpy as np  # noqa: E402
 from keras_recipes import experiments  # noqa: E402
 from keras_recipes.backend import device_description  # noqa: E402
 from keras_recipes.callbacks import EarlyStopping, EpochScalars  # noqa: E402
-from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.data import epoch_batches, image_folder, load_digits  # noqa: E402
 from keras_recipes.experiments import option  # noqa: E402
 
 RULES = ("full", "patience", "patience_last", "overfit", "overfit_last")
@@ -176,9 +177,10 @@ def run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
         variable.assign(value)
     callback = stopper(rule, config)
     log_dir = os.path.join(run_dir, "tensorboard", rule, f"seed{seed}")
-    history = model.fit(
-        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
-        shuffle=False,  # the order is seeded_batches' own
+    history = model.fit(  # every rule of a seed sees the same batches, epoch e in order [seed, e]
+        epoch_batches(x_train, y_train, config.batch_size, seed=seed, epochs=config.max_epochs),
+        steps_per_epoch=math.ceil(len(x_train) / config.batch_size),
+        shuffle=False,  # the order is epoch_batches' own
         epochs=config.max_epochs,
         validation_data=(x_val, y_val),
         validation_batch_size=512,  # one batch: less per-epoch overhead

@@ -93,7 +93,7 @@ from keras_recipes import experiments  # noqa: E402
 from keras_recipes.backend import device_description  # noqa: E402
 from keras_recipes.callbacks import EpochScalars, GradientHistogram  # noqa: E402
 from keras_recipes.callbacks.event_writer import read_scalars  # noqa: E402
-from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.data import epoch_batches, image_folder, load_digits  # noqa: E402
 from keras_recipes.experiments import option  # noqa: E402
 
 VARIANTS = ("none", "global_clipnorm", "clipnorm", "clipvalue")
@@ -111,7 +111,8 @@ class Config(experiments.RecipeConfig):
     clipvalue: float = option(0.5, "threshold of clipvalue (per entry)")
     epochs: int = option(5, "training epochs")
     batch_size: int = option(32, "batch size")
-    steps_per_epoch: int = option(0, "steps per epoch (0: the whole training set)")
+    steps_per_epoch: int = option(0, "steps per epoch (0: the whole training set; fewer: the "
+                                  "feed's first batches)")
     learning_rate: float = option(0.01, "SGD learning rate")
     momentum: float = option(0.9, "SGD momentum")
 
@@ -197,11 +198,11 @@ def run_variant(variant, seed, initial_weights, data, n_classes, config, run_dir
     histogram = GradientHistogram(log_dir, every=1, histograms=False, vanishing_ratio=None,
                                   verbose=0)
     steps = StepLosses()
-    history = model.fit(
-        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
-        shuffle=False,  # the order is seeded_batches' own
+    history = model.fit(  # every variant of a seed sees the same batches, in the feed's order
+        epoch_batches(x_train, y_train, config.batch_size, seed=seed, epochs=config.epochs),
+        shuffle=False,  # the order is epoch_batches' own
         epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch or None,
+        steps_per_epoch=config.steps_per_epoch or len(x_train) // config.batch_size,
         callbacks=[
             histogram,
             steps,

@@ -151,6 +151,7 @@ if __name__ == "__main__":  # the backend is chosen before Keras is imported
     choose_backend(sys.argv[1:])
 
 import dataclasses  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 
 import keras  # noqa: E402
@@ -159,9 +160,9 @@ import numpy as np  # noqa: E402
 from keras_recipes import experiments  # noqa: E402
 from keras_recipes.backend import allow_jit, device_description  # noqa: E402
 from keras_recipes.callbacks import EpochScalars  # noqa: E402
-from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.data import epoch_batches, image_folder, load_digits  # noqa: E402
 from keras_recipes.experiments import option  # noqa: E402
-from keras_recipes.layers import CutMix, MixUp, MixUpOrCutMix  # noqa: E402
+from keras_recipes.layers import MIXING_KINDS, mixing_layer  # noqa: E402
 from keras_recipes.models import AugmentedModel  # noqa: E402
 from keras_recipes.regularizers import add_weight_penalty, remove_weight_penalty  # noqa: E402
 
@@ -296,17 +297,6 @@ def build_cnn(variant: str, shape, k: int, config: Config, seed: int) -> keras.M
     return keras.Model(inputs, outputs, name=f"cnn_{variant}")
 
 
-def mixer(variant: str, config: Config, seed: int):
-    """The batch-mixing layer of a variant, or None."""
-    if variant == "mixup":
-        return MixUp(config.mixup_alpha, seed=seed)
-    if variant == "cutmix":
-        return CutMix(config.cutmix_alpha, seed=seed)
-    if variant in ("mixup_or_cutmix", "all"):
-        return MixUpOrCutMix(config.mixup_alpha, config.cutmix_alpha, switch_prob=0.5, seed=seed)
-    return None
-
-
 def layer_kinds(model) -> list[str]:
     """The class names of all layers of `model`, nested models included."""
     kinds, stack = set(), [model]
@@ -324,7 +314,9 @@ def run_variant(variant, seed, initial, data, k, config, run_dir):
         cnn.get_layer(name).set_weights(initial[name])
     shared = [w for name in SHARED_LAYERS for w in cnn.get_layer(name).get_weights()]
     penalized = add_weight_penalty(cnn, l2=config.l2) if uses(variant, "l2") else []
-    mix = mixer(variant, config, seed)
+    kind = "mixup_or_cutmix" if variant == "all" else variant  # l2, dropout, ...: no mixing
+    mix = mixing_layer(kind if kind in MIXING_KINDS else None, mixup_alpha=config.mixup_alpha,
+                       cutmix_alpha=config.cutmix_alpha, seed=seed)
     model = AugmentedModel(cnn, mix) if mix is not None else cnn
     smoothing = config.label_smoothing if uses(variant, "label_smoothing") else 0.0
     model.compile(
@@ -333,9 +325,10 @@ def run_variant(variant, seed, initial, data, k, config, run_dir):
         metrics=["accuracy"],
     )
     log_dir = os.path.join(run_dir, "tensorboard", variant, f"seed{seed}")
-    history = model.fit(
-        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
-        shuffle=False,  # the order is seeded_batches' own
+    history = model.fit(  # every variant of a seed: the same batches, epoch e in order [seed, e]
+        epoch_batches(x_train, y_train, config.batch_size, seed=seed, epochs=config.epochs),
+        steps_per_epoch=math.ceil(len(x_train) / config.batch_size),
+        shuffle=False,  # the order is epoch_batches' own
         epochs=config.epochs,
         validation_data=(x_val, y_val),
         validation_batch_size=512,  # one batch: less per-epoch overhead

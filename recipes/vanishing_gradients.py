@@ -99,6 +99,7 @@ if __name__ == "__main__":  # the backend is chosen before Keras is imported
 
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -116,7 +117,7 @@ from keras_recipes.callbacks import (  # noqa: E402
     plot_gradient_norms,
 )
 from keras_recipes.callbacks.plot_gradient_norms import layer_gradient_norms  # noqa: E402
-from keras_recipes.data import image_folder, load_digits, seeded_batches  # noqa: E402
+from keras_recipes.data import epoch_batches, image_folder, load_digits  # noqa: E402
 from keras_recipes.experiments import option  # noqa: E402
 from keras_recipes.initializers import He, Xavier, lsuv  # noqa: E402
 
@@ -278,11 +279,11 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
         vanishing_ratio=config.vanishing_ratio,
         verbose=0,
     )
-    history = model.fit(
-        seeded_batches(x_train, y_train, config.batch_size, seed),  # same batches for all
-        shuffle=False,  # the order is seeded_batches' own
+    history = model.fit(  # every variant of a seed sees the same batches, in the feed's order
+        epoch_batches(x_train, y_train, config.batch_size, seed=seed, epochs=config.epochs),
+        shuffle=False,  # the order is epoch_batches' own
         epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch or None,
+        steps_per_epoch=config.steps_per_epoch or math.ceil(len(x_train) / config.batch_size),
         callbacks=[histogram, EpochScalars(log_dir)],
         verbose=0,
     )

@@ -12,7 +12,6 @@ from keras_recipes.data.pipeline import (
     fit_inputs,
     limit_splits,
     map_batches,
-    seeded_batches,
     to_dataset,
 )
 
@@ -30,7 +29,6 @@ __all__ = [
     "load_digits",
     "map_batches",
     "oxford_flowers102",
-    "seeded_batches",
     "tf_flowers",
     "to_dataset",
 ]

@@ -15,7 +15,6 @@ __all__ = [
     "fit_inputs",
     "limit_splits",
     "map_batches",
-    "seeded_batches",
     "to_dataset",
 ]
 
@@ -484,55 +483,3 @@ def limit_splits(
     counts = {k: min(v, batches * batch_size) for k, v in splits.counts.items()}
     return dataclasses.replace(splits, **parts, counts=counts)
 
-
-def seeded_batches(x: Any, y: Any, batch_size: int, seed: int):
-    """Training batches whose order depends on `seed` alone, reshuffled every epoch.
-
-    Keras's own ``shuffle=True`` draws from the backend's global random state,
-    which other code also consumes (on torch, the first ``fit`` of a process
-    draws differently from later ones), so two variants of a comparison could
-    see different batches. This ``keras.utils.PyDataset`` uses its own NumPy
-    generator: a fresh instance with the same `seed` gives the same batches,
-    epoch after epoch, under every backend. Pass ``shuffle=False`` to ``fit``:
-    with its default ``shuffle=True`` Keras also permutes the batch order with
-    Python's global ``random``.
-
-    Example:
-
-    >>> x, y = np.arange(10, dtype="float32")[:, None], np.arange(10)
-    >>> a, b = seeded_batches(x, y, 4, seed=1), seeded_batches(x, y, 4, seed=1)
-    >>> len(a), [int(v) for v in a[2][1]], bool(np.array_equal(a[0][1], b[0][1]))
-    (3, [6, 3], True)
-    >>> sorted(int(v) for i in range(len(a)) for v in a[i][1]) == list(range(10))
-    True
-
-    Args:
-        x: input array (or a tuple/dict of arrays with the same first dimension).
-        y: target array.
-        batch_size: examples per batch (the last batch may be smaller).
-        seed: seed of the order.
-
-    Returns:
-        A ``keras.utils.PyDataset`` of ``(x_batch, y_batch)`` NumPy tuples.
-    """
-    import keras
-
-    class _SeededBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.n = len(y)
-            self.order = self.rng.permutation(self.n)
-
-        def __len__(self) -> int:
-            return -(-self.n // int(batch_size))
-
-        def __getitem__(self, index: int):
-            idx = self.order[index * batch_size : (index + 1) * batch_size]
-            take = lambda a: a[idx]  # noqa: E731
-            return keras.tree.map_structure(take, x), take(y)
-
-        def on_epoch_end(self) -> None:
-            self.order = self.rng.permutation(self.n)
-
-    return _SeededBatches()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_recipes.callbacks import EpochScalars
-from keras_recipes.data import seeded_batches
+from keras_recipes.data import epoch_batches
 from keras_recipes.experiments import (
     fingerprint,
     format_mean_sd,
@@ -104,21 +104,34 @@ def _tiny_model():
     return model
 
 
-def test_seeded_batches_give_identical_fits_and_cover_each_epoch():
+def test_epoch_batches_give_identical_fits_and_cover_each_epoch():
+    """The recipes' feed: the same seed gives the same batches, so the same fit; every example
+    once per epoch, epoch e in the order np.random.default_rng([seed, e])."""
     x = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
     y = np.random.default_rng(1).normal(size=(10, 2)).astype("float32")
-    ds = seeded_batches(x, y, 4, seed=3)
-    order = np.random.default_rng(3).permutation(10)  # independent reference
-    np.testing.assert_array_equal(ds[0][0], x[order[:4]])
-    np.testing.assert_array_equal(ds[2][1], y[order[8:]])
-    ds.on_epoch_end()
-    assert not np.array_equal(ds.order, order) and sorted(ds.order) == list(range(10))
+    epochs, steps = 3, math.ceil(10 / 4)
+    ds = epoch_batches(x, y, 4, seed=3, epochs=epochs, prefetch=False)
+    assert len(ds) == epochs * steps
+    orders = []
+    for e in range(epochs):
+        order = np.random.default_rng([3, e]).permutation(10)  # independent reference
+        np.testing.assert_array_equal(ds[e * steps][0], x[order[:4]])
+        np.testing.assert_array_equal(ds[e * steps + 2][1], y[order[8:]])
+        rows = np.concatenate([ds[e * steps + j][0] for j in range(steps)])
+        seen = [int(np.flatnonzero((x == r).all(1))[0]) for r in rows]
+        assert sorted(seen) == list(range(10))  # every example once in the epoch
+        orders.append(seen)
+    assert orders[0] != orders[1] != orders[2]  # reshuffled every epoch
     histories = []
     for _ in range(2):
         model = _tiny_model()
-        h = model.fit(seeded_batches(x, y, 4, seed=3), shuffle=False, epochs=3, verbose=0)
+        h = model.fit(epoch_batches(x, y, 4, seed=3, epochs=epochs), steps_per_epoch=steps,
+                      shuffle=False, epochs=epochs, verbose=0)
         histories.append(h.history["loss"])
     assert histories[0] == histories[1]
+    other = _tiny_model().fit(epoch_batches(x, y, 4, seed=4, epochs=epochs),
+                              steps_per_epoch=steps, shuffle=False, epochs=epochs, verbose=0)
+    assert other.history["loss"] != histories[0]  # the seed decides the batches
 
 
 def test_tensorboard_scalars_write_the_epoch_logs(tmp_path):
