@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_recipes.backend.dispatch import for_backend
+from keras_recipes.backend.random_state import get_random_state, set_random_state
 
 __all__ = ["loss_and_gradients"]
 
@@ -159,7 +160,9 @@ def loss_and_gradients(
     The loss is the model's compiled loss plus its regularization losses, as
     ``fit`` minimizes it (without loss scaling). Nothing in the model changes:
     batch-norm statistics, dropout seed states, metrics and the optimizer are
-    left untouched, even with ``training=True``.
+    left untouched, even with ``training=True``, and so are the global random
+    generators (torch's, which Keras's torch Dropout without a seed draws from,
+    NumPy's and Python's): a training run draws the same numbers with or without it.
 
     Example:
 
@@ -211,13 +214,19 @@ def loss_and_gradients(
     if sample_weight is not None:
         sample_weight = keras.ops.convert_to_tensor(sample_weight)
     compute = _computation(model, positions, bool(training), jit_compile)
-    loss, grads = compute(
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        x,
-        y,
-        sample_weight,
-    )
+    # Layers without a seed may draw from the framework's global generator (torch's
+    # Dropout): put it back, so that training draws what it would have drawn.
+    random_state = get_random_state()
+    try:
+        loss, grads = compute(
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+            x,
+            y,
+            sample_weight,
+        )
+    finally:
+        set_random_state(random_state)
     return float(keras.ops.convert_to_numpy(loss)), [
         np.asarray(keras.ops.convert_to_numpy(g)) for g in grads
     ]
