@@ -4,6 +4,7 @@ from keras_recipes.callbacks.early_stopping import EarlyStopping
 from keras_recipes.callbacks.epoch_scalars import EpochScalars
 from keras_recipes.callbacks.evaluate_at import EvaluateAt
 from keras_recipes.callbacks.gradient_histogram import GradientHistogram
+from keras_recipes.callbacks.monitoring_budget import MonitoringBudget
 from keras_recipes.callbacks.plot_gradient_norms import plot_gradient_norms
 from keras_recipes.callbacks.run_checkpoint import RunCheckpoint, latest_checkpoint
 from keras_recipes.callbacks.stop_on_non_finite import StopOnNonFinite
@@ -15,6 +16,7 @@ __all__: list[str] = [
     "EpochScalars",
     "EvaluateAt",
     "GradientHistogram",
+    "MonitoringBudget",
     "RunCheckpoint",
     "StopOnNonFinite",
     "UnfreezeSchedule",

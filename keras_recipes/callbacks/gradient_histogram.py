@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import os
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ import numpy as np
 from keras_recipes.backend import loss_and_gradients, to_host
 from keras_recipes.backend.gradient_capture import capture_gradients, distribution_loss_scale
 from keras_recipes.callbacks.event_writer import EventWriter, histogram_buckets
+from keras_recipes.callbacks.monitoring_budget import MonitoringBudget
 
 __all__ = ["GradientHistogram", "full_weight_paths"]
 
@@ -212,6 +214,9 @@ class GradientHistogram(keras.callbacks.Callback):
         training: run the probe batch in training mode (dropout, batch
             statistics; still stateless). Only used with `data`.
         verbose: 0 silent, 1 print alerts.
+        budget: a :class:`MonitoringBudget` shared with the run's other monitoring
+            callbacks: a logging step whose cost would take the monitoring over its
+            share of the training time is skipped (``None``: log at every step asked).
 
     Raises:
         ValueError: for an invalid argument (at construction); at
@@ -239,6 +244,7 @@ class GradientHistogram(keras.callbacks.Callback):
         stop_on_nonfinite: bool = False,
         training: bool = True,
         verbose: int = 1,
+        budget: MonitoringBudget | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
@@ -294,6 +300,8 @@ class GradientHistogram(keras.callbacks.Callback):
         self.stop_on_nonfinite = bool(stop_on_nonfinite)
         self.training = bool(training)
         self.verbose = int(verbose)
+        self.budget = budget
+        self._owner = f"GradientHistogram:{id(self)}"
         #: Alerts raised in the current (or last) ``fit()``: dicts with keys
         #: ``kind``, ``step``, ``value`` and ``message``.
         self.alerts: list[dict] = []
@@ -411,6 +419,8 @@ class GradientHistogram(keras.callbacks.Callback):
             self._capture = None
 
     def on_train_begin(self, logs=None):
+        if self.budget is not None:
+            self.budget.begin()
         model = self._model
         self.alerts = []
         self.logged_steps = []
@@ -492,9 +502,9 @@ class GradientHistogram(keras.callbacks.Callback):
         if (self._global_step - self._g0) // n == (previous - self._g0) // n:
             return
         if self._capture is not None:
-            self._log_captured()
+            self._budgeted(self._log_captured)
         elif self._probe is not None:
-            self._log_probe(self._global_step)
+            self._budgeted(lambda: self._log_probe(self._global_step))
 
     def on_epoch_end(self, epoch, logs=None):
         self._global_step = self._epoch_start + self._last_batch + 1
@@ -505,9 +515,9 @@ class GradientHistogram(keras.callbacks.Callback):
                 self._global_step = self._epoch_start + self._iterations(optimizer) - start
         if self.every == "epoch":
             if self._capture is not None:
-                self._log_captured(step=epoch)
+                self._budgeted(lambda: self._log_captured(step=epoch))
             elif self._probe is not None:
-                self._log_probe(epoch)
+                self._budgeted(lambda: self._log_probe(epoch))
             elif self.data is None and not self._period:
                 # Steps per epoch learned from the first epoch: capture from now on.
                 self._period = self._global_step - self._epoch_start
@@ -517,7 +527,24 @@ class GradientHistogram(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.flush()
 
+    def _budgeted(self, log) -> None:
+        """Runs `log` unless the budget says no; charges its main-thread time."""
+        if log is None:
+            return
+        if self.budget is None:
+            log()
+            return
+        if not self.budget.allow(self._owner):
+            return
+        start = time.perf_counter()
+        try:
+            log()
+        finally:
+            self.budget.charge(self._owner, time.perf_counter() - start)
+
     def on_train_end(self, logs=None):
+        if self.budget is not None:
+            self.budget.end()
         model = self._model
         capture_was_used = self._capture is not None or self._period is not None
         self._remove_capture()
@@ -655,6 +682,8 @@ class GradientHistogram(keras.callbacks.Callback):
                 for tag, grad in histograms
             ]
 
+        if self.budget is not None:  # the bucketing in the writer's thread counts too
+            with_histograms = self.budget.timed(self._owner, with_histograms)
         self._writer.submit(with_histograms, step)
         self.logged_steps.append(int(step))
 

@@ -26,6 +26,7 @@ from keras_recipes.callbacks.checkpoint_files import (
     save_arrays,
 )
 from keras_recipes.callbacks.log_values import log_scalar
+from keras_recipes.callbacks.monitoring_budget import MonitoringBudget
 
 __all__ = ["RunCheckpoint", "latest_checkpoint"]
 
@@ -192,6 +193,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         write: whether this process writes files (``False`` in all but the chief
             process of a multi-process run; they restore from the chief's folder).
         verbose: 1 prints one line when a run resumes.
+        budget: a :class:`MonitoringBudget` shared with the run's other monitoring
+            callbacks: an epoch whose checkpoint would take the monitoring over its share
+            of the training time is not written (a resume then starts after the last one
+            written); the last epoch of the ``fit`` is always written. ``None``: every
+            epoch.
 
     Raises:
         ValueError: for an empty `directory`, a folder holding other files and no
@@ -214,6 +220,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         save_best: bool = True,
         write: bool = True,
         verbose: int = 1,
+        budget: MonitoringBudget | None = None,
     ):
         super().__init__()
         if not directory:
@@ -233,6 +240,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.save_best = bool(save_best)
         self.write = bool(write)
         self.verbose = int(verbose)
+        self.budget = budget
+        self._owner = f"RunCheckpoint:{id(self)}"
+        self._best_unsaved = False  # the best epoch's weights are not in the last checkpoint
         self._writer: threading.Thread | None = None
         self._write_error: BaseException | None = None
         self._last: dict[str, list] = {}
@@ -329,6 +339,8 @@ class RunCheckpoint(keras.callbacks.Callback):
                 assign_arrays(list(cb.variables), arrays, f"{key} callback")
 
     def on_train_begin(self, logs=None):
+        if self.budget is not None:
+            self.budget.begin()
         self._session_start = time.time()
         self.sessions += 1
         model = self.model  # on jax, reading it syncs the training state
@@ -379,14 +391,24 @@ class RunCheckpoint(keras.callbacks.Callback):
         if loss is None:  # the training loss diverged: keep the last good checkpoint
             return
         best_changed = self._update_best(epoch, record)
-        model_arrays = self._save(epoch, best_changed)
+        final = bool(self.model.stop_training) or epoch + 1 >= int(
+            (self.params or {}).get("epochs") or 0)
+        skip = (self.write and self.budget is not None and not final
+                and not self.budget.allow(self._owner))
+        start = time.perf_counter()
+        model_arrays = None if skip else self._save(epoch, best_changed)
         if best_changed and self.save_best:  # the snapshot's host copies, not a second copy
             self._best_arrays = model_arrays or [to_host(v.value) for v in self.model.variables]
             self._best_from_disk = False
+            self._best_unsaved = skip
+        if self.budget is not None and not skip:
+            self.budget.charge(self._owner, time.perf_counter() - start)
 
     def on_train_end(self, logs=None):
         self.wait_for_writes()
         self.model._initial_epoch = None
+        if self.budget is not None:
+            self.budget.end()
 
     # ------------------------------------------------------------------- best
     def _direction(self, monitor: str) -> str:
@@ -454,6 +476,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         }
         state = json.loads(json.dumps(state, default=_jsonable))  # a copy, taken now
         best = "link" if not best_changed else ("write" if self.save_best else None)
+        if best == "link" and self._best_unsaved and self._best_arrays is not None:
+            arrays["best"] = [(a, True) for a in self._best_arrays]  # from a skipped epoch
+            best = None
+        self._best_unsaved = False
         self.wait_for_writes()
         self._writer = threading.Thread(
             target=self._write_guarded, args=(epoch, arrays, best, state),
@@ -463,10 +489,14 @@ class RunCheckpoint(keras.callbacks.Callback):
         return [a for a, _ in arrays["model"]]
 
     def _write_guarded(self, *args) -> None:
+        start = time.thread_time()
         try:
             self._write(*args)
         except BaseException as err:  # raised again by wait_for_writes, in the main thread
             self._write_error = err
+        finally:
+            if self.budget is not None:
+                self.budget.charge(self._owner, time.thread_time() - start)
 
     def _write(self, epoch: int, arrays: dict, best: str | None, state: dict) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

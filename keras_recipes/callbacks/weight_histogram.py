@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 
 import keras
 
 from keras_recipes.backend.device import to_host
 from keras_recipes.callbacks.checkpoint_files import same_values
 from keras_recipes.callbacks.event_writer import EventWriter, histogram_buckets
+from keras_recipes.callbacks.monitoring_budget import MonitoringBudget
 
 __all__ = ["WeightHistogram"]
 
@@ -41,12 +43,16 @@ class WeightHistogram(keras.callbacks.Callback):
     Args:
         log_dir: the run's TensorBoard folder.
         every: write at epochs 0, `every`, 2·`every`, ... (an int >= 1).
+        budget: a :class:`MonitoringBudget` shared with the run's other monitoring
+            callbacks: an epoch whose histograms would take the monitoring over its
+            share of the training time is skipped (``None``: every `every` epochs).
 
     Raises:
         ValueError: if `every` is not an int >= 1.
     """
 
-    def __init__(self, log_dir: str | os.PathLike, every: int = 1):
+    def __init__(self, log_dir: str | os.PathLike, every: int = 1,
+                 budget: MonitoringBudget | None = None):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(
@@ -58,10 +64,19 @@ class WeightHistogram(keras.callbacks.Callback):
         self._last = {}  # tag -> the values of its last histogram (a host copy)
         self._buckets = {}  # tag -> their buckets (filled in the writer's thread)
         self.reused = 0  # histograms written again without bucketing
+        self.budget = budget
+        self._owner = f"WeightHistogram:{id(self)}"
+
+    def on_train_begin(self, logs=None):
+        if self.budget is not None:
+            self.budget.begin()
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch % self.every:
             return
+        if self.budget is not None and not self.budget.allow(self._owner):
+            return
+        start = time.perf_counter()
         if self.writer is None:  # buckets and writes in a background thread
             self.writer = EventWriter(os.path.join(self.log_dir, "train"), background=True)
         weights = []  # (tag, values to bucket, or None: unchanged)
@@ -84,10 +99,16 @@ class WeightHistogram(keras.callbacks.Callback):
                 out.append(EventWriter.histogram_value(tag, cache[tag]))
             return out
 
+        if self.budget is not None:  # the bucketing in the writer's thread counts too
+            histograms = self.budget.timed(self._owner, histograms)
         self.writer.submit(histograms, epoch)
         self.writer.flush()
+        if self.budget is not None:
+            self.budget.charge(self._owner, time.perf_counter() - start)
 
     def on_train_end(self, logs=None):
+        if self.budget is not None:
+            self.budget.end()
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -1,0 +1,203 @@
+"""MonitoringBudget: monitoring work kept to a share of the training time.
+
+The budget's arithmetic is checked on a controlled clock against a hand computation; the
+callbacks' use of it with a scripted budget (which epochs are allowed) against what they
+write; and one real run with expensive histograms and tiny epochs against the invariant
+``spent <= share * training + one work item``.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_recipes.callbacks import (
+    GradientHistogram,
+    MonitoringBudget,
+    RunCheckpoint,
+    WeightHistogram,
+    latest_checkpoint,
+)
+from keras_recipes.callbacks import monitoring_budget as budget_module
+from keras_recipes.callbacks.event_writer import read_histograms
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_allows_while_the_work_stays_within_its_share(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    budget = MonitoringBudget(0.1)
+    budget.begin()
+    clock.now = 10.0
+    assert budget.allow("a")  # nothing measured yet
+    budget.charge("a", 1.0)  # spent 1 s; training 10 - 1 = 9 s
+    clock.now = 15.0  # training 14 s: 1 + 1 > 1.4
+    assert not budget.allow("a")
+    clock.now = 21.0  # training 20 s: 1 + 1 <= 2.0
+    assert budget.allow("a")
+    budget.charge("a", 0.5)  # its cost is now 0.5 s
+    clock.now = 21.5  # training 19 s: 1.5 + 0.5 <= 1.9 (hand computation)
+    assert budget.allow("a")
+    assert budget.granted == {"a": 3} and budget.skipped == {"a": 1}
+    assert budget.spent == 1.5
+    budget.end()
+
+
+def test_owners_share_one_budget_and_none_allows_all(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    budget = MonitoringBudget(0.5)
+    budget.begin()
+    budget.begin()  # a second callback of the same fit: the clock is not restarted
+    clock.now = 4.0
+    assert budget.allow("a") and budget.allow("b")
+    budget.charge("a", 1.0)
+    budget.charge("b", 1.0)  # spent 2; training 2: a's 1 more would give 3 > 1
+    assert not budget.allow("a") and not budget.allow("b")
+    budget.end()
+    budget.end()
+    budget.begin()  # a new fit starts afresh
+    assert budget.spent == 0.0 and budget.granted == {}
+    free = MonitoringBudget(None)
+    free.begin()
+    free.charge("a", 100.0)
+    assert all(free.allow("a") for _ in range(3))
+
+
+def test_timed_charges_the_jobs_cpu_time():
+    budget = MonitoringBudget(0.05)
+    budget.begin()
+    job = budget.timed("w", lambda: float(np.sort(np.random.default_rng(0).random(10**6))[0]))
+    assert 0.0 <= job() < 1e-5
+    assert budget.spent > 0.0 and budget._cycle["w"] == budget.spent
+
+
+@pytest.mark.parametrize("share", [0, 1.5, -0.1, True, float("nan")])
+def test_bad_share_is_named(share):
+    with pytest.raises(ValueError, match=r"argument `share`.*Received: share="):
+        MonitoringBudget(share)
+
+
+class _Scripted(MonitoringBudget):
+    """Denies the calls of `deny` (0-based call index per owner kind)."""
+
+    def __init__(self, deny):
+        super().__init__(0.05)
+        self.deny, self.calls = deny, {}
+
+    def allow(self, owner):
+        kind = owner.split(":")[0]
+        n = self.calls[kind] = self.calls.get(kind, -1) + 1
+        return n not in self.deny.get(kind, ())
+
+
+X = np.random.default_rng(1).normal(size=(32, 4)).astype("float32")
+Y = (X @ np.array([[1.0], [-2.0], [0.5], [1.5]], "float32")).astype("float32")
+
+
+def _model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(1, name="out")])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse")
+    return model
+
+
+def test_histograms_skip_the_denied_epochs(tmp_path, keras_backend):
+    budget = _Scripted({"WeightHistogram": {1, 2}, "GradientHistogram": {0, 3}})
+    grads = GradientHistogram(str(tmp_path / "g"), budget=budget, verbose=0)
+    _model().fit(X, Y, batch_size=8, epochs=5, shuffle=False, verbose=0,
+                 callbacks=[WeightHistogram(tmp_path / "w", budget=budget), grads])
+    written = read_histograms(tmp_path / "w" / "train")
+    kernel = next(v for k, v in written.items() if k.endswith("out/kernel/histogram"))
+    steps = [s for s, _ in kernel]
+    assert steps == [0, 3, 4]
+    assert grads.logged_steps == [1, 2, 4]
+
+
+def test_skipped_checkpoints_resume_exactly_and_keep_the_best_epoch(tmp_path, keras_backend):
+    reference = _model()
+    plain = RunCheckpoint(tmp_path / "plain", monitor="loss", verbose=0)
+    reference.fit(X, Y, batch_size=8, epochs=6, shuffle=False, verbose=0, callbacks=[plain])
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 4:
+                raise RuntimeError("interrupted")
+
+    # Epochs 2 and 3 are not written (the loss falls: the best epoch is each new one).
+    checkpoint = RunCheckpoint(tmp_path / "run", monitor="loss", verbose=0,
+                               budget=_Scripted({"RunCheckpoint": {2, 3}}))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _model().fit(X, Y, batch_size=8, epochs=6, shuffle=False, verbose=0,
+                     callbacks=[checkpoint, Interrupt()])
+    checkpoint.wait_for_writes()
+    assert latest_checkpoint(tmp_path / "run").name == "epoch-0001"
+    resumed = RunCheckpoint(tmp_path / "run", monitor="loss", verbose=0,
+                            budget=_Scripted({"RunCheckpoint": {0, 1}}))  # epochs 2, 3 again
+    assert resumed.initial_epoch == 2
+    model = _model()
+    model.fit(X, Y, batch_size=8, epochs=6, shuffle=False, verbose=0, callbacks=[resumed])
+    # the last epoch is written whatever the budget says
+    assert latest_checkpoint(tmp_path / "run").name == "epoch-0005"
+    for a, b in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert [h["epoch"] for h in resumed.history] == list(range(6))
+    assert resumed.best["epoch"] == plain.best["epoch"]
+    for a, b in zip(RunCheckpoint(tmp_path / "run").best_weights,
+                    RunCheckpoint(tmp_path / "plain").best_weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_best_epoch_of_a_skipped_checkpoint_is_written_with_the_next_one(tmp_path,
+                                                                         keras_backend):
+    class Worse(keras.callbacks.Callback):  # epochs 2-4 report a worse loss than epoch 1
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch >= 2:
+                logs["loss"] = 1e6 + epoch
+
+    model = _model()
+    keep = []
+
+    class Keep(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                keep.extend(np.array(w) for w in self.model.get_weights())
+
+    checkpoint = RunCheckpoint(tmp_path / "run", monitor="loss", verbose=0,
+                               budget=_Scripted({"RunCheckpoint": {1}}))  # epoch 1: best, skipped
+    model.fit(X, Y, batch_size=8, epochs=5, shuffle=False, verbose=0,
+              callbacks=[Keep(), Worse(), checkpoint])
+    assert checkpoint.best["epoch"] == 1
+    on_disk = RunCheckpoint(tmp_path / "run").best_weights
+    for a, b in zip(on_disk, keep, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_expensive_histograms_on_tiny_epochs_stay_within_the_share(tmp_path, keras_backend):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1000),
+                              keras.layers.Dense(1000), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    budget = MonitoringBudget(0.05)
+    hist = WeightHistogram(tmp_path, budget=budget)
+    costs = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            hist.writer is None or hist.writer.flush()
+            costs.append(budget._estimate.get(hist._owner, 0.0))
+
+    model.fit(X[:4], Y[:4], batch_size=4, epochs=12, verbose=0, callbacks=[hist, Watch()])
+    owner = hist._owner
+    assert budget.granted[owner] >= 1 and budget.skipped.get(owner, 0) >= 1
+    assert budget.granted[owner] + budget.skipped[owner] == 12
+    written = read_histograms(tmp_path / "train")
+    assert {len(v) for v in written.values()} == {budget.granted[owner]}
+    assert budget.spent <= 0.05 * budget.training_seconds + max(costs) + 1e-3
