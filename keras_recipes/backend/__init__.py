@@ -15,6 +15,7 @@ from keras_recipes.backend.device import (
     to_host,
 )
 from keras_recipes.backend.gradients import loss_and_gradients
+from keras_recipes.backend.input_gradient import input_gradient
 from keras_recipes.backend.random_state import get_random_state, set_random_state
 from keras_recipes.backend.retrain import clone_optimizer, rebuild_optimizer
 
@@ -25,6 +26,7 @@ __all__ = [
     "device_description",
     "fast_small_convolutions",
     "get_random_state",
+    "input_gradient",
     "loss_and_gradients",
     "mixed_precision_policy",
     "prefer_fast_compilation",
