@@ -100,6 +100,9 @@ class Defaults:
     grad_probe: int = option(0, "held-out images whose gradients are logged each epoch "
                              "(0: the last training step's)", minimum=0)
     histogram_freq: int = option(1, "weight histograms every N epochs (0: off)", minimum=0)
+    monitor_budget: float = option(0.05, "most of the training time histograms and checkpoints "
+                                   "may take; epochs beyond it skip them (0: no limit)",
+                                   minimum=0, below=1)
     # -- execution
     mixed_precision: bool = option(False, "mixed_float16 on GPU, mixed_bfloat16 on CPU")
     jit: bool = option(False, "jit_compile=True (XLA on tensorflow/jax, torch.compile)")
@@ -119,7 +122,7 @@ class Defaults:
 
 SMOKE = {"data": "digits", "image_size": 32, "head_epochs": 1, "fine_tune_epochs": 2,
          "source_epochs": 1, "train_per_class": 2, "batch_size": 10, "limit": 10,
-         "histogram_freq": 2, "patience": 2, "verbose": 2}
+         "histogram_freq": 2, "patience": 2, "verbose": 2, "monitor_budget": 0.0}
 
 
 def check(cfg) -> None:
@@ -254,8 +257,9 @@ def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_cal
     with ctx.scope():
         net, model, one_hot = build_model(cfg, plan, splits.num_classes, weights_file, two_phases,
                                           name)
+    budget = kcb.MonitoringBudget(cfg.monitor_budget or None)
     checkpoint = kcb.RunCheckpoint(run_dir / "state" / name, monitor="val_top1", mode="max",
-                                   write=ctx.is_chief)
+                                   write=ctx.is_chief, budget=budget)
     start = checkpoint.initial_epoch
     basic = layers.basic_augmentation(seed=cfg.seed) if cfg.augment == "basic" else None
     train, val, test, steps = kdata.fit_inputs(splits, plan["batch_size"], seed=cfg.seed,
@@ -275,10 +279,11 @@ def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_cal
         callbacks.append(kcb.EvaluateAt(test, phase_ends))
     callbacks += [stop, checkpoint, *extra_callbacks]
     log_dir = run_dir / "logs" / name
-    gradients = kcb.GradientHistogram(str(log_dir), data=probe, every="epoch", verbose=1)
+    gradients = kcb.GradientHistogram(str(log_dir), data=probe, every="epoch", verbose=1,
+                                      budget=budget)
     chief = [gradients, kcb.EpochScalars(log_dir)]
     if cfg.histogram_freq:
-        chief.append(kcb.WeightHistogram(log_dir, every=cfg.histogram_freq))
+        chief.append(kcb.WeightHistogram(log_dir, every=cfg.histogram_freq, budget=budget))
     ctx.fit(model, train, epochs=epochs, initial_epoch=start, steps_per_epoch=steps,
             validation_data=val, callbacks=callbacks, chief_callbacks=chief, shuffle=False,
             verbose=cfg.verbose)
@@ -305,6 +310,7 @@ def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_cal
     return {"history": history, "phases": phases, "stop_reason": reason,
             "images_per_second": n_train * len(history) / seconds if seconds else None,
             "nonfinite": stop.nonfinite, "sessions": checkpoint.sessions,
+            "monitoring_skipped": {k.split(":")[0]: v for k, v in budget.skipped.items()},
             "unfreeze_events": getattr(unfreeze, "events", None),
             "gradient_alerts": json.loads(json.dumps(gradients.alerts, default=str)),
             "final": {"best_epoch": None if best["epoch"] is None else best["epoch"] + 1,
