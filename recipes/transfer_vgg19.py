@@ -2,10 +2,11 @@
 
 Replace VGG19's classifier, train the new head with the backbone frozen (phase 1,
 "warm-up"), then unfreeze everything and continue with a 10x smaller learning rate
-(phase 2), reporting top-1 and top-5 every epoch (COURSE.md §5). Both phases run in
-one ``fit`` (``UnfreezeSchedule``), with ``EarlyStopping`` in phase 2, gradient and
-weight histograms for TensorBoard, and ``RunCheckpoint``: run the same command with
-``--resume`` after a crash and training continues from the last complete epoch.
+(phase 2), reporting top-1 and top-5 every epoch (docs/techniques.md §5). Both phases
+run in one ``fit`` (``UnfreezeSchedule``), with ``EarlyStopping`` in phase 2, gradient and
+weight histograms for TensorBoard and ``RunCheckpoint``, together kept to 5% of the training
+time (``--monitor-budget``): run the same command with ``--resume`` after a crash and
+training continues from the last checkpoint.
 
 Online it is the course's run: Oxford Flowers-102 with ImageNet weights, SGD momentum
 0.9, lr 1e-3 for 10 epochs then 1e-4 for 10 (the course reached 89.2% then 92.5%
