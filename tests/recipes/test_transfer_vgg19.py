@@ -395,7 +395,7 @@ def _cfg(**kwargs):
 
 
 def test_online_default_is_the_course_run(monkeypatch, keras_backend):
-    """With Flowers-102 and the ImageNet weights available: the course's run (docs/techniques.md §5)."""
+    """With Flowers-102 and the ImageNet weights: the course's run (docs/techniques.md §5)."""
     monkeypatch.setattr(recipe, "course_missing", lambda cfg: [])
     cfg = _cfg()
     plan = recipe.resolve(cfg)
