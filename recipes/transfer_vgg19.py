@@ -26,12 +26,13 @@ Outputs go to ``runs/transfer_vgg19-<date>-<time>/``: ``config.json``, ``metrics
 ``best.keras`` (best epoch by val top-1, outputs logits), ``best_check.npz`` and
 ``state/`` (checkpoints). Exit status: 0 done, 2 bad input, 3 non-finite loss.
 
-Embedded default, torch, 2-core CPU (README "Results" links the measurements):
+Embedded default, torch, 2-core AMD EPYC CPU, 2026-12-07 (907 s on a shared machine; the
+source task reached 100% val top-1; benchmarks/results/transfer_vgg19_default.md):
 
 | variant  | val top-1 (best epoch) | test top-1 |
 |----------|------------------------|------------|
-| transfer | 61.1% (12)             | 56.3%      |
-| scratch  | 37.0%                  | 36.3%      |
+| transfer | 61.1% (9)              | 58.5%      |
+| scratch  | 37.0% (18)             | 36.3%      |
 """
 
 from __future__ import annotations
