@@ -332,7 +332,8 @@ def report(cfg, plan, ctx, splits, run_dir, source, results, status, seconds) ->
                          f"{(source or {}).get('val_top1', float('nan')):.3f})",
                "imagenet": "ImageNet", "none": "none (random initialization)"}
     summary = {"data": splits.source or plan["data"], "classes": splits.class_names,
-               "counts": dict(splits.counts), "head": plan["head"],
+               "counts": dict(splits.counts), "skipped_files": splits.skipped,
+               "head": plan["head"],
                "weights": weights.get(plan["weights"], f"file {plan['weights']}"),
                "image_size": plan["image_size"], "backend": keras.backend.backend(),
                "device": kbackend.device_description(),

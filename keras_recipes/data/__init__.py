@@ -1,5 +1,6 @@
 """keras_recipes.data: bundled offline data and real downloaders (tf.data or NumPy batches)."""
 
+from keras_recipes.data.check_images import ImageCheck, check_images
 from keras_recipes.data.digits import load_digits
 from keras_recipes.data.download import DatasetUnavailableError
 from keras_recipes.data.flowers import FLOWERS102_NAMES, oxford_flowers102, tf_flowers
@@ -20,6 +21,8 @@ __all__ = [
     "DatasetSplits",
     "DatasetUnavailableError",
     "FitInputs",
+    "ImageCheck",
+    "check_images",
     "epoch_batches",
     "files_to_dataset",
     "first_examples",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from keras_recipes.data.check_images import check_images
 from keras_recipes.data.pipeline import DatasetSplits
 
 __all__ = ["IMAGE_EXTENSIONS", "build_splits", "files_to_dataset", "files_to_numpy", "image_folder"]
@@ -119,7 +121,10 @@ def _list_classes(path: Path) -> tuple[list[str], list[Path], np.ndarray]:
     class_names, files, labels = [], [], []
     for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         images = sorted(
-            f for f in sub.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+            f for f in sub.rglob("*")
+            if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+            # hidden files and folders: .DS_Store, macOS AppleDouble "._photo.jpg", .git
+            and not any(part.startswith(".") for part in f.relative_to(sub).parts)
         )
         if not images:
             continue
@@ -151,6 +156,7 @@ def image_folder(
     format: str = "dataset",
     shuffle: bool = True,
     cache: bool = False,
+    check: bool = True,
 ) -> DatasetSplits:
     """Loads ``path/<class>/<images>`` as stratified, seeded train/validation(/test) splits.
 
@@ -158,7 +164,11 @@ def image_folder(
     data. Class names are the sorted sub-folder names; label k is the k-th name.
     Each class contributes ``validation_split`` (and ``test_split``) of its
     images to those splits, chosen by ``seed`` alone, so a run is reproducible
-    and every class is present in every split.
+    and every class is present in every split. Hidden files (``.DS_Store``, the macOS
+    ``._photo.jpg`` AppleDouble files) are ignored; every image is decoded once before the
+    splits are made (:func:`check_images`, in parallel), and the files that cannot be
+    decoded (truncated, empty, not an image) are left out with one warning that names them,
+    and listed in the result's ``skipped``.
 
     Example:
 
@@ -184,13 +194,16 @@ def image_folder(
             ``"numpy"`` (all images decoded into arrays).
         shuffle: shuffle the training pipeline every epoch.
         cache: cache decoded images in memory after the first epoch.
+        check: decode every image first and skip those that fail (``False``: trust the
+            files; a bad one then stops training when the pipeline reaches it).
 
     Returns:
         A ``DatasetSplits``; ``test`` is ``None`` when ``test_split`` is 0.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: if it holds no images, a single class, or an argument is out of range.
+        ValueError: if it holds no images (or none that decodes), a single class, or an
+            argument is out of range.
     """
     for name, value in (("validation_split", validation_split), ("test_split", test_split)):
         if not 0.0 <= float(value) < 1.0:
@@ -211,12 +224,53 @@ def image_folder(
     _size(image_size)
     path = Path(path).expanduser()
     class_names, files, labels = _list_classes(path)
+    skipped = []
+    if check:
+        class_names, files, labels, skipped = _skip_undecodable(
+            path, class_names, files, labels, "pil" if format == "numpy" else "tensorflow")
     train, val, test = _stratified(labels, [validation_split, test_split], seed)
-    return build_splits(
+    splits = build_splits(
         files, labels, {"train": train, "validation": val, "test": test}, class_names,
         image_size=image_size, batch_size=batch_size, seed=seed, format=format,
         shuffle=shuffle, cache=cache, source=str(path),
     )
+    splits.skipped = skipped
+    return splits
+
+
+def _skip_undecodable(path: Path, class_names, files, labels, decoder):
+    """Leaves out the files that do not decode (one warning); drops classes left empty."""
+    checked = check_images(files, decoder=decoder)
+    if not checked.bad:
+        return class_names, files, labels, []
+    named = [f"{os.path.relpath(p, path)} ({why})" for p, why in checked.bad]
+    skipped = [os.path.relpath(p, path) for p, _ in checked.bad]
+    if not checked.good:
+        raise ValueError(
+            f"Invalid value for argument `path`. None of the {len(files)} image files in "
+            f"'{path}' can be decoded: {'; '.join(named[:5])}"
+            + (f"; and {len(named) - 5} more" if len(named) > 5 else "")
+            + ". Expected JPEG, PNG, BMP or GIF images in path/<class name>/."
+        )
+    warnings.warn(
+        f"image_folder: skipped {len(checked.bad)} of {len(files)} files in '{path}' that "
+        f"cannot be decoded as images: {'; '.join(named[:5])}"
+        + (f"; and {len(named) - 5} more" if len(named) > 5 else ""),
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    files = [files[i] for i in checked.good]
+    labels = np.asarray(labels)[checked.good]
+    kept = sorted(set(labels.tolist()))
+    if len(kept) < 2:
+        raise ValueError(
+            f"Invalid value for argument `path`. Once the {len(checked.bad)} files that "
+            f"cannot be decoded are left out, '{path}' holds a single class "
+            f"({class_names[kept[0]]!r}); classification needs at least 2."
+        )
+    remap = {old: new for new, old in enumerate(kept)}
+    labels = np.asarray([remap[v] for v in labels.tolist()], "int32")
+    return [class_names[k] for k in kept], files, labels, skipped
 
 
 def build_splits(

@@ -313,6 +313,8 @@ class DatasetSplits:
             ``format="numpy"``. ``test`` may be ``None`` when the data set has none.
         class_names: the name of each class, index = integer label.
         source: where the data came from (a path, a URL, or a description).
+        counts: the number of examples per split.
+        skipped: files left out because they cannot be decoded (relative to `source`).
     """
 
     train: object
@@ -321,6 +323,7 @@ class DatasetSplits:
     class_names: list[str]
     source: str = ""
     counts: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:

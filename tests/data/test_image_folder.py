@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,3 +77,65 @@ def test_errors(tmp_path):
         image_folder(two, image_size=0)
     with pytest.raises(ValueError, match="`format`"):
         image_folder(two, format="pandas")
+
+
+def _bad_files(root):
+    """A truncated JPEG, a zero-byte file and a text file named .png, plus macOS leftovers."""
+    good = np.random.default_rng(0).integers(0, 255, (32, 32, 3)).astype("uint8")
+    Image.fromarray(good).save(root / "a" / "photo.jpg", quality=90)
+    data = (root / "a" / "photo.jpg").read_bytes()
+    (root / "a" / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (root / "b" / "empty.jpg").write_bytes(b"")
+    (root / "b" / "notes.png").write_text("shopping list, not an image\n")
+    (root / "a" / "._photo.jpg").write_bytes(b"\x00\x05\x16\x07AppleDouble" + b"\x00" * 80)
+    (root / "b" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    return ["a/truncated.jpg", "b/empty.jpg", "b/notes.png"]
+
+
+@pytest.mark.parametrize("decoder", ["tensorflow", "pil"])
+def test_check_images_names_the_files_that_do_not_decode(tmp_path, decoder):
+    from keras_recipes.data import check_images
+
+    root = _make_folder(tmp_path / "f", {"a": 3, "b": 3})
+    bad = _bad_files(root)
+    paths = sorted(p for p in root.rglob("*") if p.is_file())
+    checked = check_images(paths, decoder=decoder, workers=2)
+    names = sorted(str(p.relative_to(root)) for p in paths)
+    assert sorted(str(p.relative_to(root)) for p in np.asarray(paths)[checked.good]) == sorted(
+        set(names) - set(bad) - {"a/._photo.jpg", "b/.DS_Store"})
+    failed = sorted(str(Path(p).relative_to(root)) for p, _ in checked.bad)
+    assert failed == sorted(bad + ["a/._photo.jpg", "b/.DS_Store"])  # hidden files fail too
+    assert all(why for _, why in checked.bad)
+
+
+@pytest.mark.parametrize("format", ["numpy", "dataset"])
+def test_bad_files_are_skipped_with_one_warning_and_hidden_files_ignored(tmp_path, format):
+    root = _make_folder(tmp_path / "f", {"a": 6, "b": 6})
+    bad = _bad_files(root)
+    with pytest.warns(RuntimeWarning, match=r"skipped 3 of 16 files") as record:
+        splits = image_folder(root, image_size=8, validation_split=0.25, format=format)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert all(name in message for name in bad) and "._photo" not in message
+    assert sorted(splits.skipped) == sorted(bad)
+    assert splits.class_names == ["a", "b"]
+    assert sum(splits.counts.values()) == 13  # 12 made + photo.jpg
+    if format == "numpy":
+        x, y = splits.train
+        assert x.shape[1:] == (8, 8, 3) and np.all(np.isfinite(x))
+    else:
+        assert sum(len(b[1]) for b in splits.train) == splits.counts["train"]
+
+
+def test_only_bad_files_is_one_clear_error(tmp_path):
+    root = tmp_path / "f"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "a" / "x.jpg").write_bytes(b"")
+    (root / "b" / "y.png").write_text("text")
+    with pytest.raises(ValueError, match=r"None of the 2 image files .* can be decoded: a/x\.jpg"):
+        image_folder(root, image_size=8)
+    with pytest.raises(ValueError, match="`decoder`"):
+        from keras_recipes.data import check_images
+
+        check_images([root / "a" / "x.jpg"], decoder="opencv")

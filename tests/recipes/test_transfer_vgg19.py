@@ -321,6 +321,15 @@ def _garbage(path: Path) -> str:
     return str(path)
 
 
+def _undecodable(root: Path) -> Path:
+    """Two class folders holding only files that are not images (an empty JPEG, text)."""
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+    (root / "a" / "x.jpg").write_bytes(b"")
+    (root / "b" / "y.png").write_text("text")
+    return root
+
+
 _OTHER_ENGINE = {"torch": "mirrored", "tensorflow": "ddp", "jax": "ddp"}
 BAD_INPUTS = [
     ("image_size", lambda t: ["--image-size", "16"], "at least 32x32"),
@@ -330,6 +339,8 @@ BAD_INPUTS = [
     ("missing_weights", lambda t: ["--weights", str(t / "none.h5")], "no such file"),
     ("unreadable_weights", lambda t: ["--weights", _garbage(t / "w.h5")],
      "not a readable HDF5"),
+    ("only_undecodable", lambda t: ["--data", str(_undecodable(t / "bad"))],
+     "None of the 2 image files"),
     ("head_size", lambda t: ["--head", "imagenet", "--image-size", "64"], "224x224"),
     ("resume_nothing", lambda t: ["--resume", "--out", str(t / "empty_out")], "no run to"),
     ("bad_flag_value", lambda t: ["--augment", "rotate"],
@@ -523,3 +534,29 @@ def test_variant_without_a_test_split_trains_and_reports_no_test_scores(
     assert not any(k.startswith("test_") for h in res["history"] for k in h)
     assert res["final"]["test_top1"] is None and res["stop_reason"] == "completed"
     assert (tmp_path / "best.keras").is_file()
+
+
+def test_folder_with_undecodable_files_trains_and_reports_them(tmp_path, tiny_backbone,
+                                                                keras_backend):
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    for k, name in enumerate(("cat", "dog")):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (40, 36), (40 * k, 20 * i, 0)).save(root / name / f"{i}.jpg")
+    good = (root / "cat" / "0.jpg").read_bytes()
+    (root / "cat" / "cut.jpg").write_bytes(good[: len(good) // 2])  # truncated
+    (root / "cat" / "._0.jpg").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)  # AppleDouble
+    (root / "dog" / "zero.jpg").write_bytes(b"")
+    (root / "dog" / "renamed.png").write_text("not an image")
+    with pytest.warns(RuntimeWarning, match="skipped 3 of 15 files"):
+        code = recipe.main(["--data", str(root), "--weights", "none", "--image-size", "32",
+                            "--head-epochs", "0", "--fine-tune-epochs", "2", "--batch-size",
+                            "4", "--histogram-freq", "0", "--verbose", "0",
+                            "--out", str(tmp_path / "out")])
+    assert code == 0
+    run = next((tmp_path / "out").glob("transfer_vgg19-*"))
+    summary = json.loads((run / "metrics.json").read_text())["summary"]
+    assert sorted(summary["skipped_files"]) == ["cat/cut.jpg", "dog/renamed.png", "dog/zero.jpg"]
+    assert sum(summary["counts"].values()) == 12
