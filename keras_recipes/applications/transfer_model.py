@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 
@@ -180,17 +181,85 @@ def _spatial(shape) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
+def _weighted_layers(model) -> list:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _shapes(weights) -> list[tuple[int, ...]]:
+    return [tuple(int(d) for d in w.shape) for w in weights]
+
+
+def _first_mismatch(model, path) -> str | None:
+    """Where a weights file stops fitting `model`, in a few words (None: not found)."""
+    import h5py
+    from keras.src.utils.naming import to_snake_case
+
+    layers = _weighted_layers(model)
+    try:
+        with h5py.File(path, "r") as f:
+            root = f["model_weights"] if "model_weights" in f else f
+            if "layer_names" in root.attrs:  # Keras 2 '.h5': matched by order
+                names = [n.decode() if isinstance(n, bytes) else str(n)
+                         for n in root.attrs["layer_names"]]
+                saved = []
+                for name in names:
+                    weight_names = [w.decode() if isinstance(w, bytes) else str(w)
+                                    for w in root[name].attrs.get("weight_names", [])]
+                    if weight_names:
+                        saved.append((name, [tuple(root[name][w].shape) for w in weight_names]))
+                for i, layer in enumerate(layers):
+                    if i >= len(saved):
+                        return (f"the file ends after {len(saved)} layers with weights, before "
+                                f"the backbone's layer {layer.name!r}")
+                    if saved[i][1] != _shapes(layer.weights):
+                        return (f"the backbone's layer {layer.name!r} has weights of shapes "
+                                f"{_shapes(layer.weights)}, the file's layer {saved[i][0]!r} "
+                                f"{saved[i][1]}")
+                if len(saved) > len(layers):
+                    return (f"the file holds {len(saved)} layers with weights, the backbone "
+                            f"{len(layers)}")
+                return None
+            if "layers" in root:  # Keras 3 '.weights.h5': matched by generated names
+                seen: dict[str, int] = {}
+                for layer in layers:
+                    base = to_snake_case(type(layer).__name__)
+                    key = base if base not in seen else f"{base}_{seen[base]}"
+                    seen[base] = seen.get(base, 0) + 1
+                    group = root["layers"].get(f"{key}/vars")
+                    if group is None:
+                        return (f"the backbone's layer {layer.name!r} ({type(layer).__name__}) "
+                                "has no weights in the file")
+                    got = [tuple(group[str(i)].shape) for i in range(len(group))]
+                    if got != _shapes(layer.weights):
+                        return (f"the backbone's layer {layer.name!r} has weights of shapes "
+                                f"{_shapes(layer.weights)}, the file {got}")
+                return None
+    except (OSError, KeyError, ValueError):
+        return None
+    return None
+
+
 def _load(model, path, backbone) -> None:
     try:
-        model.load_weights(os.fspath(path))
+        # Keras warns once per layer it cannot fill before it raises: those warnings are
+        # shown only if the file loads; a failure is told in one paragraph instead.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(os.fspath(path))
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except (ValueError, KeyError, OSError) as err:
+        where = _first_mismatch(model, os.fspath(path))
+        if where is None:  # Keras's own words, first line only (it lists every layer)
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            where = first if len(first) <= 200 else first[:197] + "..."
         raise ValueError(
-            f"Could not load the weights file {os.fspath(path)!r} into backbone "
-            f"{backbone!r} ({model.name}, {len(model.weights)} weights): {err}. The file "
-            "must hold the weights of the same architecture: keras.applications' ImageNet "
-            "file of this backbone (Keras 2 '.h5', with the classifier for head='imagenet', "
-            "the '_notop' one for head='gap') or a Keras 3 '.weights.h5' saved from it."
-        ) from err
+            f"The weights file {os.fspath(path)!r} does not fit backbone {backbone!r} "
+            f"({len(_weighted_layers(model))} layers with weights): {where}. Expected the "
+            "weights of the same architecture: keras.applications' ImageNet file of this "
+            "backbone (Keras 2 '.h5', with the classifier for head='imagenet', the '_notop' "
+            "one for head='gap') or a Keras 3 '.weights.h5' saved from it."
+        ) from None
 
 
 def _named_backbone(name, input_shape, weights, include_top):

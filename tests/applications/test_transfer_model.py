@@ -224,7 +224,8 @@ def test_a_weights_file_of_another_architecture_is_a_clear_error(tmp_path):
     net = tiny_backbone()
     path = tmp_path / "tiny.weights.h5"
     net.save_weights(path)
-    with pytest.raises(ValueError, match="Could not load the weights file .*tiny.weights.h5"):
+    with pytest.raises(ValueError,
+                       match="The weights file .*tiny.weights.h5.* does not fit backbone 'vgg16'"):
         build_transfer_model("vgg16", 3, input_shape=(32, 32, 3), weights=str(path))
 
 

@@ -560,3 +560,15 @@ def test_folder_with_undecodable_files_trains_and_reports_them(tmp_path, tiny_ba
     summary = json.loads((run / "metrics.json").read_text())["summary"]
     assert sorted(summary["skipped_files"]) == ["cat/cut.jpg", "dog/renamed.png", "dog/zero.jpg"]
     assert sum(summary["counts"].values()) == 12
+
+
+def test_weights_of_another_architecture_exit_2_with_a_short_message(tmp_path, capsys,
+                                                                    keras_backend):
+    path = tmp_path / "resnet_like.weights.h5"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save_weights(path)
+    code = recipe.main(["--smoke", "--weights", str(path), "--scratch", "no",
+                        "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == recipe.EXIT_BAD_INPUT
+    assert str(path) in err and "'vgg19'" in err and "'block1_conv1'" in err
+    assert "Traceback" not in err and len(err) < 1200, err
