@@ -38,7 +38,44 @@ def _bad_input(message: str) -> None:
     sys.exit(2)
 
 
-def choose_backend(argv: list[str], resume_name: str | None = None) -> str:
+# TensorFlow's start-up notices, printed by its C++ logging before Python's logging exists
+# (TF_CPP_MIN_LOG_LEVEL does not hide them): dropped when TensorFlow only feeds the data.
+_TF_NOTICES = ("All log messages before absl::InitializeLog()", "oneDNN custom operations",
+               "Could not find cuda drivers", "cpu_feature_guard", "To enable the following "
+               "instructions", "failed call to cuInit", "Unable to register cu")
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and starts its runtime with its start-up notices left out.
+
+    The C++ notices go to file descriptor 2 directly, so it is pointed at a temporary file
+    for the import and the first operation; every other line written there meanwhile (an
+    error) is passed on to stderr.
+    """
+    import tempfile
+
+    if importlib.util.find_spec("tensorflow") is None or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.constant(0)  # the runtime's device notices come with the first operation
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        for line in caught.read().decode(errors="replace").splitlines():
+            if line.strip() and not any(n in line for n in _TF_NOTICES):
+                print(line, file=sys.stderr)
+
+
+def choose_backend(argv: list[str], resume_name: str | None = None,
+                   quiet_tensorflow: bool = False) -> str:
     """Sets ``KERAS_BACKEND`` from ``--backend`` (else ``$KERAS_BACKEND``, else torch).
 
     With `resume_name`, ``--resume`` without ``--backend`` takes the backend of the
@@ -49,6 +86,9 @@ def choose_backend(argv: list[str], resume_name: str | None = None) -> str:
 
     Args:
         argv: the script's arguments (``sys.argv[1:]``).
+        resume_name: the run folders' prefix, for ``--resume`` (see above).
+        quiet_tensorflow: under torch or jax, import TensorFlow (which feeds the data)
+            now, without its start-up notices (:func:`import_tensorflow_quietly`).
 
     Returns:
         The backend chosen.
@@ -73,6 +113,8 @@ def choose_backend(argv: list[str], resume_name: str | None = None) -> str:
                    f"installed. Install it (pip install {backend}) or choose another --backend.")
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if quiet_tensorflow and backend != "tensorflow":
+        import_tensorflow_quietly()
     if importlib.util.find_spec("keras_recipes") is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     return backend

@@ -47,7 +47,7 @@ from pathlib import Path
 if __name__ == "__main__":  # the backend is chosen before Keras is imported
     from _bootstrap import choose_backend
 
-    choose_backend(sys.argv[1:], resume_name="transfer_vgg19")
+    choose_backend(sys.argv[1:], resume_name="transfer_vgg19", quiet_tensorflow=True)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -26,7 +26,8 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "recipes"))
     from _bootstrap import choose_backend
 
-    choose_backend(argv, resume_name="transfer_vgg19")  # before Keras is imported
+    # before Keras is imported, as the script does
+    choose_backend(argv, resume_name="transfer_vgg19", quiet_tensorflow=True)
     import keras
 
     from keras_recipes.callbacks import run_checkpoint
