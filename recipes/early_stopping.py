@@ -1,26 +1,14 @@
 """Early stopping: an over-capacity MLP on 100 digits, stopped by patience or by the overfit rule.
 
-What it shows (`COURSE.md` §4): with little data a large model drives the
-training loss towards zero while the validation loss, after a minimum, rises
-again: it overfits. Early stopping ends training on a criterion and keeps the
-best weights. The recipe trains a 2×512 MLP on 10 training images per digit
-(validation and test sets are full) with Adam, and compares, on the same
-initial weights and the same batches, rules of
-``keras_recipes.callbacks.EarlyStopping``:
-
-- ``full``: no stopping, all ``max_epochs``, last weights (the reference);
-- ``patience``: stop after ``patience`` epochs without a new best
-  ``val_loss``, restore the best weights (``restore_best_weights=True``);
-- ``patience_last``: the same rule, keeping the last weights;
-- ``overfit``: the overfit rule alone (``overfit_patience``: stop after that
-  many consecutive epochs in which ``val_loss`` rose while ``loss`` fell),
-  restoring the best weights;
-- ``overfit_last``: the overfit rule, keeping the last weights.
-
-It reports the stopping epoch, the best epoch, the epochs saved, and the test
-accuracy and loss of the weights each rule keeps (mean ± sd over seeds), and
-draws the training and validation curves with every rule's stopping epoch and
-the best epoch marked.
+What it shows (`docs/techniques.md` §4): with little data a large model drives the training
+loss towards zero while the validation loss, after a minimum, rises again. A 2×512 MLP is
+trained with Adam on 10 images per digit (full validation and test sets), every rule of
+``keras_recipes.callbacks.EarlyStopping`` from the same initial weights on the same batches:
+``full`` (all ``max_epochs``, last weights), ``patience`` (stop after ``patience`` epochs
+without a new best ``val_loss``), ``overfit`` (stop after ``overfit_patience`` consecutive
+epochs in which ``val_loss`` rose while ``loss`` fell), both restoring the best weights, and
+``patience_last`` / ``overfit_last`` (the same rules, last weights). It reports the stopping and
+best epochs and the test scores of the weights each rule keeps (mean ± sd over seeds).
 
 Commands:
 
@@ -30,49 +18,29 @@ Commands:
     python recipes/early_stopping.py --data path/to/folder --image-size 16
     python recipes/early_stopping.py --smoke                  # tiny run (tests)
 
-Outputs (one run folder, printed at the end): ``config.json``,
-``metrics.json``, ``results.md``, ``curves.png``, ``best.keras`` (the model
-the ``patience`` rule kept for the first seed), ``tensorboard/<rule>/seed<k>/``.
+Outputs (one run folder, printed at the end): ``config.json``, ``metrics.json``,
+``results.md``, ``curves.png`` (training and validation curves, every rule's stopping epoch
+and the best epoch marked), ``best.keras`` (the model the ``patience`` rule kept for the
+first seed), ``tensorboard/<rule>/seed<k>/``.
 
-Results (defaults: 2×512 MLP, 100 training images, at most 150 epochs,
-patience 10, overfit patience 3, seeds 0-4; 270 test digits), measured with
-``python recipes/early_stopping.py --threads 1``: backend torch, one thread of a
-2-core AMD EPYC CPU shared with other jobs (load average 11-18), 112 s CPU time
-for the whole process (961 s wall, most of it waiting for the CPU):
+Results of the default command (2×512 MLP, 100 training images, at most 150 epochs, patience
+10, overfit patience 3, seeds 0-4; 270 test digits), ``python recipes/early_stopping.py
+--backend torch``: backend torch, 2-core AMD EPYC CPU, no GPU, 2026-12-07, 146 s wall (the CPU
+shared with other jobs, load average 4-5; other backends and earlier figures:
+``benchmarks/results/early_stopping.md``):
 
-    | rule | weights | epochs | best epoch | stop reason | kept val loss | test loss | test acc. % |
-    |---|---|---|---|---|---|---|---|
-    | full | last | 150.0±0.0 | 20.0±29.7 | budget | 0.586±0.039 | 0.876±0.117 | 85.3±1.2 |
-    | patience | best | 16.0±2.2 | 6.0±2.2 | patience | 0.533±0.061 | 0.760±0.121 | 82.5±2.3 |
-    | patience_last | last | 16.0±2.2 | 6.0±2.2 | patience | 0.563±0.061 | 0.869±0.156 | 83.7±0.9 |
-    | overfit | best | 9.0±2.2 | 6.0±2.2 | overfitting | 0.533±0.061 | 0.760±0.121 | 82.5±2.3 |
-    | overfit_last | last | 9.0±2.2 | 6.0±2.2 | overfitting | 0.558±0.085 | 0.821±0.174 | 83.4±0.8 |
+    | rule | epochs | best epoch | stop reason | kept val loss | test loss | test acc. % |
+    |---|---|---|---|---|---|---|
+    | full | 150.0±0.0 | 9.6±6.2 | budget | 0.622±0.021 | 0.866±0.102 | 85.0±1.5 |
+    | patience | 19.6±6.2 | 9.6±6.2 | patience | 0.534±0.044 | 0.772±0.134 | 83.7±1.3 |
+    | patience_last | 19.6±6.2 | 9.6±6.2 | patience | 0.573±0.041 | 0.809±0.116 | 84.1±1.1 |
+    | overfit | 12.6±6.2 | 9.6±6.2 | overfitting | 0.534±0.044 | 0.772±0.134 | 83.7±1.3 |
+    | overfit_last | 12.6±6.2 | 9.6±6.2 | overfitting | 0.578±0.068 | 0.825±0.127 | 83.9±1.5 |
 
-In four seeds of five the validation loss is lowest at epoch 5-9 and then
-creeps up while the training loss keeps falling 100-fold (``curves.png``; the
-fifth reaches its minimum at epoch 73): both rules stop within 9-16 epochs
-instead of 150, and restoring the best weights gives the lowest
-validation and test loss (0.76 vs 0.82-0.87 for the last weights). Test
-*accuracy* tells another story on this data: it keeps rising slowly past the
-loss minimum, so the 150-epoch run ends 2.8 points higher (85.3% vs 82.5%). The
-criterion decides what "best" means: monitor ``val_accuracy`` to stop on it.
-
-Backend jax, same command with ``--backend jax --threads 1`` (2026-11-28 13:40
-UTC, same CPU shared, load average 3.2-3.5): 48 s CPU (45.2 user + 2.5 sys),
-46 s wall for the whole process. Same picture from other initial weights (JAX
-draws its own random numbers): patience stops after 22.8 ± 14.1 epochs (15-18
-for four seeds, 48 for one whose validation loss is lowest at epoch 38), the
-overfit rule after 9.6 ± 3.4;
-best weights have the lowest test loss (0.722 patience, 0.735 overfit, vs
-0.767-0.806 for the last weights) and the 150-epoch run the highest test
-accuracy (85.2% vs 82.4-84.1%).
-
-Backend tensorflow, ``--backend tensorflow --threads 1`` (2026-11-28 13:42
-UTC, same CPU shared, load average 1.4-3.2): 195 s CPU (164.5 user + 30.6
-sys), 264 s wall for the whole process. Same picture: patience stops after
-15.2 ± 2.3 epochs, the overfit rule after 8.2 ± 2.3 (best epoch 5.2 ± 2.3);
-best weights: test loss 0.733 vs 0.771-0.804 for the last weights; the
-150-epoch run has the highest test accuracy (84.9% vs 82.2-84.1%).
+Both rules stop early (after 12.6 and 19.6 of the 150 epochs on average), and restoring the
+best weights gives the lowest test loss (0.772 vs 0.809-0.866 for the last weights); test
+*accuracy* keeps rising slowly past the loss minimum, so the 150-epoch run ends highest (85.0%
+vs 83.7%): monitor ``val_accuracy`` to stop on it.
 """
 
 from __future__ import annotations
