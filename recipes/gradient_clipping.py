@@ -1,27 +1,16 @@
 """Gradient clipping: a recurrent net whose gradients explode, trained with and without clipping.
 
-What it shows (`COURSE.md` §2): in a recurrent network the same weights are
-multiplied at every time step, so the gradient through ``T`` steps scales like
-``‖W‖^T`` and can grow without bound. The task is the bundled digits read
-pixel by pixel (a sequence of ``T = 64`` values, 10 classes: the 8×8 version of
-the sequential-MNIST benchmark). The recurrent layer is a ``SimpleRNN`` whose
-recurrent matrix starts as ``1.05 ×`` an orthogonal matrix (``1.05^64 ≈ 23``)
-with a linear activation, the purest case of repeated products of the same
-weights. Four variants start from the same initial weights and see the same
-batches:
-
-- ``none``: plain SGD + momentum;
-- ``global_clipnorm``: the norm of **all** gradients together is clipped to 2.0
-  (PyTorch's ``clip_grad_norm_(params, max_norm=2.0)``, the course's setting);
-- ``clipnorm``: each weight's gradient tensor is clipped to norm 2.0
-  separately (the relative sizes across tensors change);
-- ``clipvalue``: every gradient entry is clipped to ±0.5 (the direction changes).
-
-``keras_recipes.callbacks.GradientHistogram`` captures the gradients that the
-optimizer receives at every step (before clipping, with no extra backward
-pass) and logs their global norm; the recipe plots it with the per-step loss,
-and tabulates test accuracy (mean ± sd over seeds), how many seeds diverged,
-and how often the threshold was exceeded.
+What it shows (`docs/techniques.md` §2): in a recurrent network the same weights multiply the
+state at every time step, so the gradient through ``T`` steps scales like ``‖W‖^T``. The
+bundled digits are read pixel by pixel (``T = 64``, the 8×8 sequential-MNIST task) by a linear
+``SimpleRNN`` whose recurrent matrix starts as ``1.05 ×`` an orthogonal one (``1.05^64 ≈
+23``). From the same initial weights, on the same batches, SGD + momentum runs with no
+clipping (``none``), ``global_clipnorm=2.0`` (the norm of all gradients together, PyTorch's
+``clip_grad_norm_(params, max_norm=2.0)``), ``clipnorm=2.0`` (each tensor's norm separately)
+and ``clipvalue=0.5`` (each entry). ``keras_recipes.callbacks.GradientHistogram`` logs the
+global norm of the gradients the optimizer receives (before clipping) at every step; the
+recipe plots it with the per-step loss and tabulates test accuracy (mean ± sd over seeds),
+the seeds that diverged and how often the threshold was exceeded.
 
 Commands:
 
@@ -31,44 +20,27 @@ Commands:
     python recipes/gradient_clipping.py --data path/to/folder  # images read pixel by pixel
     python recipes/gradient_clipping.py --smoke                # tiny run (tests)
 
-One GPU is used automatically when the backend sees one.
+Outputs (one run folder, printed at the end): ``config.json``, ``metrics.json``,
+``results.md``, ``gradient_norm.png`` (global gradient norm per step, log scale, with the
+threshold), ``loss.png`` (training loss per step), ``tensorboard/<variant>/seed<k>/``.
 
-Outputs (one run folder, printed at the end): ``config.json``,
-``metrics.json``, ``results.md``, ``gradient_norm.png`` (global gradient norm
-per step, log scale, with the clipping threshold), ``loss.png`` (training loss
-per step), ``tensorboard/<variant>/seed<k>/`` (per-step gradient norms,
-epoch loss/accuracy).
-
-Results (defaults: 64 units, 5 epochs of 39 steps, seeds 0, 1, 2; test
-accuracy on 270 held-out digits), measured with
-``python recipes/gradient_clipping.py --threads 1``: backend torch, one thread of
-a 2-core AMD EPYC CPU shared with other jobs (load average 11-17), 167 s CPU
-time for the whole process (1561 s wall, most of it waiting for the CPU):
+Results of the default command (64 units, 5 epochs of 39 steps, seeds 0, 1, 2; test accuracy
+on 270 held-out digits), ``python recipes/gradient_clipping.py --backend torch``: backend
+torch, 2-core AMD EPYC CPU, no GPU, 2026-12-07, 488 s wall (the CPU shared with other jobs,
+load average 4-5; other backends and earlier figures:
+``benchmarks/results/gradient_clipping.md``):
 
     | variant | setting | test acc. % | diverged (seeds) | max grad. norm (median) | norm > 2 |
     |---|---|---|---|---|---|
-    | none | - | - | 3/3 (NaN at step 3, 3, 3) | 4.84e+11 | 67% |
-    | global_clipnorm | global_clipnorm=2 | 75.4 ± 6.4 | 0/3 | 315 | 100% |
-    | clipnorm | clipnorm=2 | 79.0 ± 6.6 | 0/3 | 315 | 100% |
-    | clipvalue | clipvalue=0.5 | 8.5 ± 2.3 | 0/3 | 1.89e+27 | 98% |
+    | none | - | - | 3/3 (NaN at step 3, 3, 3) | 1.1e+13 | 67% |
+    | global_clipnorm | global_clipnorm=2 | 80.5 ± 4.1 | 0/3 | 337 | 100% |
+    | clipnorm | clipnorm=2 | 85.3 ± 2.9 | 0/3 | 337 | 100% |
+    | clipvalue | clipvalue=0.5 | 10.0 ± 0.0 | 0/3 | 1.09e+28 | 99% |
 
-Without clipping the loss is NaN at the third step for every seed. Clipping
-the global norm (the course's ``max_norm=2.0``) or each tensor's norm to 2.0
-trains (75-79%). ``clipvalue=0.5`` keeps the loss finite, but the gradient
-norm still grows to ~1e27 and the model stays at chance.
-
-Backend jax, same command with ``--backend jax --threads 1`` (2026-11-28 13:41
-UTC, same CPU shared, load average 3.2-3.5): 56 s CPU (54.4 user + 1.9 sys),
-55 s wall for the whole process. Same picture, from other initial weights (JAX
-draws its own random numbers): no clipping NaN at step 3 for 3/3 seeds (max
-norm 1.81e+07 before), ``global_clipnorm`` 79.3 ± 5.3%, ``clipnorm`` 83.8 ±
-2.8% (max norm 291), ``clipvalue`` at chance (10.6 ± 0.8%, norm to 1.93e+27).
-
-Backend tensorflow, ``--backend tensorflow --threads 1`` (2026-11-28 13:58
-UTC, same CPU shared, load average 1.5-2.2): 67 s CPU (64.4 user + 3.1 sys),
-93 s wall. Same picture: no clipping NaN at step 3 for 3/3 seeds,
-``global_clipnorm`` 70.7 ± 12.0%, ``clipnorm`` 81.4 ± 3.7% (max norm 301),
-``clipvalue`` at chance (10.1 ± 3.1%, norm to 1.64e+25).
+Without clipping the loss is NaN at the third step for every seed. Clipping the global norm
+(the course's ``max_norm=2.0``) or each tensor's norm to 2.0 trains (80.5% and 85.3%);
+``clipvalue=0.5`` keeps the loss finite, but the gradient norm still grows to ~1e28 and the
+model stays at chance.
 """
 
 from __future__ import annotations
