@@ -1,37 +1,21 @@
 """Regularization ablation: one small CNN, ten ways to regularize it, on few images.
 
-What it shows (`COURSE.md` §4): how much each regularizer of the course
-closes the gap between training and held-out accuracy when data is scarce. A
-small CNN (two 3×3 conv blocks of 16 and 32 filters, a 64-unit dense layer) is trained with Adam on
-``train_per_class`` images per class, once per variant, every variant starting
-from the **same initial weights** (the conv and dense kernels are copied by
-layer name from one reference model per seed) and seeing the same batches:
+What it shows (`docs/techniques.md` §4): how much each regularizer closes the gap between
+training and held-out accuracy when data is scarce. A small CNN (3×3 conv blocks of 16 and 32
+filters, a 64-unit dense layer) is trained with Adam on ``train_per_class`` images per class,
+every variant from the same initial weights (copied by layer name) on the same batches:
+``none``; ``l2`` (``keras_recipes.regularizers.add_weight_penalty``, λ = 1e-3 on kernels);
+``dropout`` (0.25 after each pooling, 0.5 before the classifier); ``batchnorm`` (momentum 0.9);
+``augment`` (training-time Keras layers: rotation ±10°, shift up to 10%, colour jitter 0.2,
+Gaussian noise σ = 0.03, ``RandomErasing``; horizontal flip off for digits);
+``label_smoothing`` (ε = 0.1); ``mixup``, ``cutmix``, ``mixup_or_cutmix``
+(``keras_recipes.layers.mixing_layer``, α = 0.2 and 1, applied on the device inside the
+training step by ``keras_recipes.models.AugmentedModel``); ``all`` (everything, with
+MixUp-or-CutMix). It tabulates training (clean images), validation and test accuracy and the
+gap train − test (mean ± sd over seeds) and plots validation accuracy and loss per epoch.
 
-- ``none``: the plain CNN;
-- ``l2``: ``keras_recipes.regularizers.add_weight_penalty(model, l2=1e-3)``
-  (kernels only, not biases);
-- ``dropout``: dropout 0.25 after each pooling, 0.5 before the classifier;
-- ``batchnorm``: batch normalization after each conv and the dense layer;
-- ``augment``: the course's classic augmentation, training-time Keras layers:
-  horizontal flip (off for digits: a mirrored digit is another symbol), small
-  rotation (±10°), random crop (a shift of up to 10% with zero fill),
-  colour jitter (brightness, contrast, saturation 0.2: ``ColorJitter(0.2,0.2,0.2)``),
-  Gaussian noise (σ = 0.03 on [0, 1]) and cutout (``RandomErasing``);
-- ``label_smoothing``: cross-entropy on ``(1-0.1)·onehot + 0.1/K``;
-- ``mixup``, ``cutmix``, ``mixup_or_cutmix``: ``keras_recipes.layers.MixUp``
-  (α = 0.2), ``CutMix`` (α = 1), ``MixUpOrCutMix`` (switch 0.5), applied per
-  sample on the device inside the training step by
-  ``keras_recipes.models.AugmentedModel``;
-- ``all``: every one of the above together (with MixUpOrCutMix).
-
-The table gives training accuracy (on the clean training images),
-validation and test accuracy, and the generalization gap (train − test), as
-mean ± sd over seeds; the plot gives validation accuracy and loss per epoch.
-
-Data: the bundled digits by default (offline; 16×16 RGB), ``--data PATH`` a
-folder of class sub-folders (``keras_recipes.data.image_folder``), or
-``--data cifar10`` (``keras.datasets.cifar10``, downloaded on first use; this
-needs internet access once).
+Data: the bundled digits (offline; 16×16 RGB), ``--data PATH`` (a folder of class
+sub-folders) or ``--data cifar10`` (``keras.datasets.cifar10``, downloaded once).
 
 Commands:
 
@@ -42,102 +26,33 @@ Commands:
     python recipes/regularization_ablation.py --data path/to/folder --image-size 32
     python recipes/regularization_ablation.py --smoke             # tiny run (tests)
 
-Outputs (one run folder, printed at the end): ``config.json``,
-``metrics.json``, ``results.md``, ``curves.png``, ``all.keras`` (the ``all``
-variant's CNN, first seed), ``tensorboard/<variant>/seed<k>/``.
+Outputs (one run folder, printed at the end): ``config.json``, ``metrics.json``,
+``results.md``, ``curves.png``, ``all.keras`` (the ``all`` variant's CNN, first seed),
+``tensorboard/<variant>/seed<k>/``.
 
-Results (defaults: digits 16×16, 30 training images per class, 15 epochs,
-seeds 0, 1, 2; 270 validation and 270 test images), measured as three
-processes, one seed each, ``python recipes/regularization_ablation.py
---threads 1 --seeds K`` (a seed's runs do not depend on the other seeds: seed
-0's ``none`` gave the same numbers in a full run), backend torch, one thread
-each of a 2-core AMD EPYC CPU shared with other jobs (load average 18-22):
-103-104 s CPU per seed for the ten variants plus ~18 s to start, i.e. about
-330 s CPU for the one-process default run (1685 s wall per process here).
-The one-process default run, ``python recipes/regularization_ablation.py
---backend torch --out /tmp/reg``, on the same CPU idle (both cores, Keras's
-default threads, 2026-11-28 12:01 UTC) gave the same table, bit for bit, in
-192 s wall for the whole process (177 s for the runs, 300 s CPU):
+Results of the default command (digits 16×16, 30 training images per class, 15 epochs, seeds
+0, 1, 2; 270 validation and 270 test images), ``python recipes/regularization_ablation.py
+--backend torch``: backend torch, 2-core AMD EPYC CPU, no GPU, 2026-12-07, 330 s wall (the CPU
+shared with other jobs, load average 3.5-4.5; other backends and earlier figures:
+``benchmarks/results/regularization_ablation.md``):
 
     | variant | train acc. % | val. acc. % | test acc. % | gap (train − test), points |
     |---|---|---|---|---|
-    | none | 97.1 ± 1.6 | 92.1 ± 1.5 | 89.4 ± 2.5 | 7.7 ± 0.9 |
-    | l2 | 96.8 ± 1.5 | 91.7 ± 1.8 | 89.3 ± 2.3 | 7.5 ± 0.7 |
-    | dropout | 91.7 ± 2.3 | 89.1 ± 1.3 | 87.7 ± 2.5 | 4.0 ± 1.1 |
-    | batchnorm | 100.0 ± 0.0 | 95.9 ± 0.4 | 96.2 ± 0.4 | 3.8 ± 0.4 |
-    | augment | 92.0 ± 1.5 | 90.0 ± 1.3 | 88.3 ± 0.6 | 3.7 ± 1.3 |
-    | label_smoothing | 97.9 ± 0.8 | 94.1 ± 1.1 | 90.9 ± 2.0 | 7.0 ± 1.3 |
-    | mixup | 94.7 ± 0.9 | 91.1 ± 0.4 | 90.6 ± 1.8 | 4.0 ± 1.0 |
-    | cutmix | 93.0 ± 1.8 | 89.6 ± 3.3 | 88.3 ± 2.7 | 4.7 ± 1.0 |
-    | mixup_or_cutmix | 94.2 ± 2.8 | 90.6 ± 2.6 | 90.4 ± 3.3 | 3.9 ± 0.5 |
-    | all | 86.8 ± 1.8 | 84.0 ± 1.8 | 86.3 ± 0.7 | 0.5 ± 1.3 |
+    | none | 98.0 ± 0.6 | 94.1 ± 0.7 | 92.2 ± 0.4 | 5.8 ± 0.9 |
+    | l2 | 98.0 ± 0.9 | 93.6 ± 0.6 | 92.0 ± 0.2 | 6.0 ± 1.0 |
+    | dropout | 91.2 ± 1.2 | 89.1 ± 1.5 | 87.7 ± 1.4 | 3.6 ± 2.5 |
+    | batchnorm | 100.0 ± 0.0 | 96.3 ± 0.6 | 96.3 ± 1.0 | 3.7 ± 1.0 |
+    | augment | 93.1 ± 1.0 | 90.7 ± 1.6 | 89.4 ± 0.8 | 3.7 ± 0.3 |
+    | label_smoothing | 98.6 ± 0.2 | 95.4 ± 0.6 | 92.1 ± 0.6 | 6.5 ± 0.7 |
+    | mixup | 96.1 ± 1.0 | 93.0 ± 0.4 | 90.1 ± 0.4 | 6.0 ± 0.6 |
+    | cutmix | 94.6 ± 0.2 | 92.3 ± 0.6 | 91.0 ± 0.2 | 3.6 ± 0.4 |
+    | mixup_or_cutmix | 94.8 ± 1.0 | 92.6 ± 0.4 | 90.4 ± 2.0 | 4.4 ± 1.8 |
+    | all | 87.3 ± 1.5 | 82.3 ± 0.8 | 84.1 ± 1.0 | 3.3 ± 1.2 |
 
-Every technique narrows the train−test gap of the plain CNN (7.7 points), L2
-(λ = 1e-3) barely; batch normalization (with the course's momentum 0.9) is the
-only one that also raises test accuracy clearly (96.2%); MixUp, MixUp-or-CutMix
-and label smoothing add 1-1.5 points within the seed spread; "all" together
-closes the gap (0.5) but underfits in 15 epochs (86.3%).
-
-Backend jax, ``python recipes/regularization_ablation.py --backend jax
---threads 1`` as one process (2026-11-28 13:46 UTC, same CPU shared, load
-average 1.4-3.3): 265 s CPU (259.9 user + 5.5 sys), 254 s wall; most of it is
-XLA compiling each model's training step (``keras_recipes.backend.compilation``
-keeps that down: before it, 537 s CPU for the same table, bit for bit). On the
-idle machine with default threads (``--backend jax``, 2026-11-28 17:16 UTC): 170 s
-wall (245 user + 6 sys), the same table. Other
-initial weights (JAX draws its own random numbers), same seeds:
-
-    | variant | train acc. % | val. acc. % | test acc. % | gap (train − test), points |
-    |---|---|---|---|---|
-    | none | 97.0 ± 0.9 | 93.0 ± 2.1 | 91.4 ± 1.9 | 5.6 ± 2.4 |
-    | l2 | 96.7 ± 1.2 | 92.2 ± 2.3 | 90.6 ± 2.3 | 6.0 ± 3.0 |
-    | dropout | 90.1 ± 1.6 | 88.9 ± 2.0 | 88.1 ± 2.3 | 2.0 ± 1.8 |
-    | batchnorm | 100.0 ± 0.0 | 96.4 ± 0.8 | 96.0 ± 0.6 | 4.0 ± 0.6 |
-    | augment | 91.4 ± 0.7 | 89.0 ± 2.2 | 89.6 ± 3.2 | 1.8 ± 3.5 |
-    | label_smoothing | 97.7 ± 0.3 | 94.0 ± 0.6 | 93.0 ± 2.6 | 4.7 ± 2.9 |
-    | mixup | 95.9 ± 1.5 | 92.8 ± 1.8 | 90.1 ± 0.9 | 5.8 ± 2.4 |
-    | cutmix | 93.0 ± 1.3 | 88.8 ± 1.1 | 88.1 ± 3.2 | 4.9 ± 1.8 |
-    | mixup_or_cutmix | 94.9 ± 1.0 | 90.7 ± 2.0 | 89.8 ± 1.8 | 5.1 ± 2.3 |
-    | all | 84.4 ± 2.5 | 82.5 ± 2.4 | 83.1 ± 4.5 | 1.4 ± 2.7 |
-
-What holds on both backends: batch normalization alone lifts test accuracy
-clearly (96.0% vs 91.4%), "all" closes the gap most but underfits (83.1%), L2
-barely changes anything, dropout and augmentation narrow the gap (2.0, 1.8
-points here), label smoothing adds ~1.5 points of test accuracy within the
-spread. What differs: the plain CNN starts from a smaller gap here (5.6 vs 7.7
-points), and MixUp, CutMix and MixUp-or-CutMix leave it within the seed spread
-(4.9-5.8 points) where on torch they narrowed it to 3.9-4.7: with three seeds
-and 270 test images (one image = 0.37 points) these differences are noise-sized.
-
-Backend tensorflow, ``--backend tensorflow --threads 1`` as one process
-(2026-11-28 13:51 UTC, same CPU shared, load average 2.2-3.3): 294 s CPU (250.1
-user + 43.7 sys; just under the 5 minutes), 447 s wall. TensorFlow's seeded
-initializers draw other numbers again; same seeds:
-
-    | variant | train acc. % | val. acc. % | test acc. % | gap (train − test), points |
-    |---|---|---|---|---|
-    | none | 96.9 ± 1.4 | 93.1 ± 1.9 | 90.5 ± 1.9 | 6.4 ± 1.0 |
-    | l2 | 96.4 ± 1.8 | 92.1 ± 2.2 | 90.2 ± 1.8 | 6.2 ± 0.0 |
-    | dropout | 91.1 ± 3.1 | 89.6 ± 2.0 | 86.9 ± 3.5 | 4.2 ± 1.5 |
-    | batchnorm | 100.0 ± 0.0 | 95.9 ± 1.0 | 95.7 ± 0.9 | 4.3 ± 0.9 |
-    | augment | 91.3 ± 2.5 | 88.5 ± 2.8 | 88.3 ± 4.0 | 3.1 ± 1.8 |
-    | label_smoothing | 97.9 ± 0.8 | 94.0 ± 0.9 | 92.3 ± 1.2 | 5.5 ± 1.2 |
-    | mixup | 96.7 ± 1.0 | 92.6 ± 1.3 | 90.9 ± 0.2 | 5.8 ± 0.8 |
-    | cutmix | 94.0 ± 1.9 | 90.6 ± 1.9 | 88.8 ± 1.8 | 5.2 ± 0.5 |
-    | mixup_or_cutmix | 94.8 ± 0.2 | 92.1 ± 1.4 | 91.2 ± 0.6 | 3.5 ± 0.4 |
-    | all | 85.4 ± 4.6 | 83.1 ± 3.7 | 84.3 ± 0.9 | 1.1 ± 3.7 |
-
-The same robust picture as on torch and jax: batch normalization gives the best
-test accuracy (95.7%), "all" the smallest gap (1.1) while underfitting (84.3%),
-L2 changes nothing, label smoothing adds ~1.8 points; MixUp-or-CutMix narrows
-the gap (3.5) as on torch, MixUp alone does not (5.8).
-
-``--smoke`` ("none" and "all", 40 training images in one batch, 2 epochs),
-``python recipes/regularization_ablation.py --smoke --backend B --threads 1``
-on the same shared CPU (load average 4-6, 2026-11-28 13:33-13:37 UTC), CPU time
-of the whole process: jax 45 s (42.5 user + 2.4 sys; before
-``keras_recipes.backend.compilation``, 147 s for its two variants alone, most of
-it compiling op by op), torch 23 s, tensorflow 26 s.
+The plain CNN's gap is 5.8 points; dropout, augmentation, CutMix and batch normalization
+narrow it to 3.6-3.7, and batch normalization alone also lifts test accuracy (96.3% vs 92.2%);
+L2 (λ = 1e-3), label smoothing and MixUp leave it within the seed spread (one test image is
+0.37 points); "all" has the smallest gap (3.3) but underfits in 15 epochs (84.1%).
 """
 
 from __future__ import annotations
