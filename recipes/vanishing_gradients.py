@@ -1,90 +1,55 @@
 """Vanishing gradients: a 20-layer MLP for each activation × initialization.
 
-What it shows (`COURSE.md` §2-3): in a deep stack of saturating units the
-gradient reaching the first layers is a product of many factors below 1
-(``σ'(z) ≤ 1/4`` for the sigmoid), so the lower layers barely learn. For each
-activation (sigmoid, tanh, relu) and each initialization (too small
-``N(0, 0.01²)``, Glorot with the right gain for the activation
-(``keras_recipes.initializers.Xavier``: gain 4 for the sigmoid, 1 for tanh,
-√2 for relu), He ``√(2/n_in)`` (``He``), LSUV (``lsuv``, Mishkin & Matas
-2016)), it trains the same MLP with SGD + momentum and logs per-layer gradient
-norms on a fixed probe of 100 held-out samples (the course's practice) with
-``keras_recipes.callbacks.GradientHistogram``. It draws the picture of
-vanishing gradients, gradient norm against layer depth at initialization and
-after training, and tabulates final accuracy (mean ± sd over seeds).
-
-For each seed, every variant draws its weights from the same random streams
-(layer ``i`` uses seed ``1000·seed + i``): "small" and "He" weights are the
-same draws for every activation, Glorot weights differ only by the gain. The
-data order is the same for every variant.
+What it shows (`docs/techniques.md` §2-3): in a deep stack of saturating units the gradient
+reaching the first layers is a product of many factors below 1 (``σ'(z) ≤ 1/4`` for the
+sigmoid), so the lower layers barely learn. For each activation (sigmoid, tanh, relu) and
+initialization (too small ``N(0, 0.01²)``; Glorot with the activation's gain,
+``keras_recipes.initializers.Xavier``; He ``√(2/n_in)``, ``He``; LSUV, ``lsuv``, Mishkin &
+Matas 2016) it trains the same MLP with SGD + momentum on the same batches, logs per-layer
+gradient norms on a fixed probe of 100 held-out samples with
+``keras_recipes.callbacks.GradientHistogram``, draws gradient norm against depth at
+initialization and after training, and tabulates test accuracy (mean ± sd over seeds). Layer
+``i`` draws its weights with seed ``1000·seed + i`` in every variant.
 
 Commands:
 
-    python recipes/vanishing_gradients.py                      # CPU, defaults, ~4 min
+    python recipes/vanishing_gradients.py                      # CPU, defaults
     python recipes/vanishing_gradients.py --backend jax        # any of torch|tensorflow|jax
     python recipes/vanishing_gradients.py --depth 50 --seeds 0,1,2,3,4   # GPU: same command
     python recipes/vanishing_gradients.py --data path/to/folder --image-size 8
     python recipes/vanishing_gradients.py --smoke              # tiny run (tests)
 
-One GPU is used automatically when the backend sees one; the models are too
-small for multi-GPU to help.
+Outputs (one run folder, printed at the end): ``config.json``, ``metrics.json``,
+``results.md``, ``gradient_norm_by_depth.png`` (the picture), ``loss_curves.png``,
+``gradient_norms/<variant>.png`` (per-layer norm by epoch), ``tensorboard/<variant>/seed<k>/``
+(gradient histograms and norms, epoch loss/accuracy), ``lsuv.json``.
 
-Outputs (one run folder, printed at the end): ``config.json``,
-``metrics.json``, ``results.md``, ``gradient_norm_by_depth.png`` (the picture),
-``loss_curves.png``, ``gradient_norms/<variant>.png`` (per-layer norm by epoch,
-``plot_gradient_norms``), ``tensorboard/<variant>/seed<k>/`` (gradient
-histograms and norms, epoch loss/accuracy), ``lsuv.json``.
-
-Results (defaults: depth 20, width 64, 20 epochs × 10 steps = 200 SGD steps,
-seeds 0, 1, 2; test accuracy on 270 held-out digits), measured with
-``python recipes/vanishing_gradients.py --threads 1``: backend torch, one thread
-of a 2-core AMD EPYC CPU shared with other jobs (load average 11-17), 266 s CPU
-time for the whole process (2087 s wall, most of it waiting for the CPU):
+Results of the default command (depth 20, width 64, 20 epochs × 10 steps = 200 SGD steps,
+seeds 0, 1, 2; test accuracy on 270 held-out digits), ``python recipes/vanishing_gradients.py
+--backend torch``: backend torch, 2-core AMD EPYC CPU, no GPU, 2026-12-07, 653 s wall (the
+CPU shared with other jobs, load average 3-4.5; other backends and earlier figures:
+``benchmarks/results/vanishing_gradients.md``):
 
     | activation | init | test acc. % | grad. norm first/last, init | trained | alerts |
     |---|---|---|---|---|---|
-    | sigmoid | small | 10.1 ± 0.2 | 0.0e+00 | 0.0e+00 | 3/3 |
-    | sigmoid | glorot | 10.1 ± 0.2 | 2.0e-05 | 5.4e-05 | 3/3 |
-    | sigmoid | he | 10.1 ± 0.2 | 1.6e-10 | 3.8e-10 | 3/3 |
-    | sigmoid | lsuv | 10.1 ± 0.2 | 9.4e-09 | 3.9e-08 | 3/3 |
+    | sigmoid | small | 10.0 ± 0.0 | 0.0e+00 | 0.0e+00 | 3/3 |
+    | sigmoid | glorot | 10.0 ± 0.0 | 2.0e-05 | 5.4e-05 | 3/3 |
+    | sigmoid | he | 10.0 ± 0.0 | 1.6e-10 | 3.8e-10 | 3/3 |
+    | sigmoid | lsuv | 10.0 ± 0.0 | 9.4e-09 | 4.0e-08 | 3/3 |
     | tanh | small | 10.0 ± 0.0 | 0.0e+00 | 0.0e+00 | 3/3 |
-    | tanh | glorot | 93.6 ± 1.9 | 1.4e+00 | 7.4e+00 | 0/3 |
-    | tanh | he | 90.1 ± 1.4 | 2.1e+00 | 1.0e+01 | 0/3 |
-    | tanh | lsuv | 93.0 ± 1.0 | 5.1e+00 | 1.0e+01 | 0/3 |
+    | tanh | glorot | 94.0 ± 0.9 | 1.4e+00 | 6.8e+00 | 0/3 |
+    | tanh | he | 89.8 ± 1.2 | 2.1e+00 | 9.0e+00 | 0/3 |
+    | tanh | lsuv | 91.7 ± 0.9 | 5.1e+00 | 1.1e+01 | 0/3 |
     | relu | small | 10.0 ± 0.0 | 0.0e+00 | 0.0e+00 | 3/3 |
-    | relu | glorot | 75.8 ± 26.9 | 9.2e-01 | 2.9e+00 | 0/3 |
-    | relu | he | 88.4 ± 5.4 | 9.4e-01 | 4.5e+00 | 0/3 |
-    | relu | lsuv | 93.1 ± 1.1 | 6.8e-01 | 6.0e+00 | 0/3 |
+    | relu | glorot | 76.4 ± 12.4 | 9.2e-01 | 2.8e+00 | 0/3 |
+    | relu | he | 76.2 ± 26.2 | 9.4e-01 | 1.7e+00 | 0/3 |
+    | relu | lsuv | 93.0 ± 0.4 | 6.8e-01 | 3.7e+00 | 0/3 |
 
-With N(0, 0.01²) weights the first layer's gradient underflows to exactly 0 in
-float32 for every activation and nothing learns. The sigmoid stays vanishing
-with every initialization here (first/last ratio 1e-10 to 2e-5, chance
-accuracy after 200 steps), even with Glorot's gain 4; tanh and relu with
-Glorot, He or LSUV keep the ratio near 1 and learn (LSUV: 93% on both).
-
-Backend jax, ``--backend jax --threads 1`` (2026-11-28 14:00 UTC, same CPU
-shared, load average 1.4-2.3): 258 s CPU (249.4 user + 8.3 sys), 224 s wall.
-Same picture: N(0, 0.01²) gives an exactly-0 first-layer gradient and chance
-accuracy for all three activations; sigmoid at chance with every init (ratio
-1.8e-10 to 1.9e-05); tanh 90.1-93.1% and relu 81.9-92.5% with Glorot/He/LSUV
-(relu: Glorot 81.9 ± 13.9%, He 90.4 ± 1.3%, LSUV 92.5 ± 1.5%; tanh LSUV
-93.0 ± 1.0%).
-
-Backend tensorflow (2026-11-28 14:59 UTC, idle machine, default threads): the same
-picture: N(0, 0.01²) exactly-0 gradient and chance accuracy; sigmoid at chance
-with every init (ratio 2.2e-10 to 3.8e-05); tanh 91.4-95.1% and relu 91.4-94.0%
-with Glorot/He/LSUV (LSUV 93.0% and 94.0%).
-
-Cost, after two changes that leave every number above bit-identical (checked
-on all three backends by comparing ``metrics.json`` of a 4- to 12-run subset
-with the previous code): one compiled model per activation, re-initialized for
-each init and seed (``Trainers``: the training step is traced once per
-activation, not once per run), and ``loss_and_gradients`` compiled once per
-model. Default command, idle 2-core machine, default threads, 2026-11-28
-16:30-16:50 UTC, the three tables above unchanged: ``--backend tensorflow``
-187 s wall (183 user + 11 sys; was 307 s), ``--backend jax`` 81 s wall (96 user
-+ 4 sys; was 224 s), ``--backend torch`` 237 s wall (428 user + 4 sys: torch
-keeps both threads spinning).
+With N(0, 0.01²) weights the first layer's gradient underflows to exactly 0 in float32 for
+every activation and nothing learns. The sigmoid stays vanishing with every initialization
+(first/last ratio 1.6e-10 to 2.0e-5, chance accuracy after 200 steps), even with Glorot's
+gain 4; tanh and relu with Glorot, He or LSUV keep the ratio near 1 and learn (LSUV 91.7% and
+93.0%; relu with Glorot or He varies widely across seeds).
 """
 
 from __future__ import annotations
@@ -143,15 +108,8 @@ class Config(experiments.RecipeConfig):
     gradient_plots: int = option(12, "per-variant plot_gradient_norms PNGs (first seed)")
 
 
-SMOKE = {
-    "activations": ("relu",),
-    "width": 16,
-    "epochs": 2,
-    "steps_per_epoch": 3,
-    "batch_size": 32,
-    "seeds": (0,),
-    "gradient_plots": 1,
-}
+SMOKE = {"activations": ("relu",), "width": 16, "epochs": 2, "steps_per_epoch": 3,
+         "batch_size": 32, "seeds": (0,), "gradient_plots": 1}
 
 
 def load_data(config: Config):
@@ -272,13 +230,8 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
     model = trainers.get(activation, weights)
     norms_init = layer_norms(model, *probe)
     log_dir = os.path.join(run_dir, "tensorboard", name, f"seed{seed}")
-    histogram = GradientHistogram(
-        log_dir,
-        data=probe,
-        histograms=keep_plots,
-        vanishing_ratio=config.vanishing_ratio,
-        verbose=0,
-    )
+    histogram = GradientHistogram(log_dir, data=probe, histograms=keep_plots,
+                                  vanishing_ratio=config.vanishing_ratio, verbose=0)
     history = model.fit(  # every variant of a seed sees the same batches, in the feed's order
         epoch_batches(x_train, y_train, config.batch_size, seed=seed, epochs=config.epochs),
         shuffle=False,  # the order is epoch_batches' own
@@ -362,6 +315,11 @@ def plot_losses(results, config, path):
     plt.close(fig)
 
 
+def _plain(obj):
+    """LSUV reports as JSON-friendly values (whatever container types they use)."""
+    return json.loads(json.dumps(obj, default=lambda o: getattr(o, "__dict__", str(o))))
+
+
 def main(argv=None) -> dict:
     config, (data, n_classes), run_dir = experiments.start_run(
         Config, load_data, argv, name="vanishing_gradients", description=__doc__, smoke=SMOKE
@@ -409,14 +367,8 @@ def main(argv=None) -> dict:
             f"{v['vanishing_alerts']}/{len(config.seeds)}",
         ])
     table = experiments.markdown_table(
-        [
-            "activation",
-            "init",
-            "test accuracy % (mean ± sd)",
-            "first/last layer gradient norm at init",
-            "after training",
-            "vanishing alerts (seeds)",
-        ],
+        ["activation", "init", "test accuracy % (mean ± sd)",
+         "first/last layer gradient norm at init", "after training", "vanishing alerts (seeds)"],
         rows,
     )
     device = device_description()
@@ -441,11 +393,6 @@ def main(argv=None) -> dict:
                  "tensorboard/"],
     )
     return metrics
-
-
-def _plain(obj):
-    """LSUV reports as JSON-friendly values (whatever container types they use)."""
-    return json.loads(json.dumps(obj, default=lambda o: getattr(o, "__dict__", str(o))))
 
 
 if __name__ == "__main__":
