@@ -243,19 +243,20 @@ def _skip_undecodable(path: Path, class_names, files, labels, decoder):
     checked = check_images(files, decoder=decoder)
     if not checked.bad:
         return class_names, files, labels, []
-    named = [f"{os.path.relpath(p, path)} ({why})" for p, why in checked.bad]
     skipped = [os.path.relpath(p, path) for p, _ in checked.bad]
+    named = "; ".join(f"{p} ({why})" for p, (_, why) in zip(skipped, checked.bad[:5],
+                                                              strict=False))
+    if len(skipped) > 5:
+        named += f"; and {len(skipped) - 5} more"
     if not checked.good:
         raise ValueError(
             f"Invalid value for argument `path`. None of the {len(files)} image files in "
-            f"'{path}' can be decoded: {'; '.join(named[:5])}"
-            + (f"; and {len(named) - 5} more" if len(named) > 5 else "")
-            + ". Expected JPEG, PNG, BMP or GIF images in path/<class name>/."
+            f"'{path}' can be decoded: {named}. Expected JPEG, PNG, BMP or GIF images in "
+            "path/<class name>/."
         )
     warnings.warn(
         f"image_folder: skipped {len(checked.bad)} of {len(files)} files in '{path}' that "
-        f"cannot be decoded as images: {'; '.join(named[:5])}"
-        + (f"; and {len(named) - 5} more" if len(named) > 5 else ""),
+        f"cannot be decoded as images: {named}",
         RuntimeWarning,
         stacklevel=3,
     )

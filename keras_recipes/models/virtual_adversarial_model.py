@@ -38,7 +38,7 @@ class VirtualAdversarialModel(keras.Model):
     is the total).
 
     **Semi-supervised learning**: give the unlabelled rows a ``sample_weight``
-    of 0 (and any valid placeholder label, e.g. 0). The compiled loss ignores
+    of 0 (and any valid label, e.g. 0: it is not read). The compiled loss ignores
     them, the VAT term uses every row of the batch. This keeps one batch, one
     tensor and one data pipeline (arrays, ``tf.data``, generators) on every
     backend; mix labelled and unlabelled rows in each batch in the proportion
@@ -64,7 +64,7 @@ class VirtualAdversarialModel(keras.Model):
     >>> model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
     ...     from_logits=True, reduction="mean_with_sample_weight"))
     >>> x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
-    >>> y = np.array([0, 1, 2, 0, 0, 0, 0, 0])  # placeholders where the weight is 0
+    >>> y = np.array([0, 1, 2, 0, 0, 0, 0, 0])  # rows 4-7: any label, weight 0
     >>> weight = np.array([1, 1, 1, 1, 0, 0, 0, 0], "float32")
     >>> history = model.fit(x, y, sample_weight=weight, batch_size=8, epochs=2, verbose=0)
     >>> sorted(history.history)
