@@ -13,7 +13,7 @@ from tests.recipes.smoke_run import (
 def test_smoke_outputs_same_start_and_penalty(recipe_smoke_runs, keras_backend):
     run = recipe_smoke_runs("regularization_ablation")
     config, variants = run.config, run.metrics["variants"]
-    assert list(variants) == list(config["variants"]) == ["none", "all"]
+    assert list(variants) == list(config["variants"]) == ["none", "vat", "all"]
     rows = run.table_rows()
     for name, v in variants.items():
         for key in ("train_accuracy", "val_accuracy", "test_accuracy", "gap"):
@@ -26,8 +26,15 @@ def test_smoke_outputs_same_start_and_penalty(recipe_smoke_runs, keras_backend):
         assert rows[name][3].startswith(f"{100 * r['test_accuracy']:.1f} ")
         assert len(r["epoch_val_accuracy"]) == config["epochs"]
     # Every variant starts from the same conv/dense weights (copied by layer name).
-    assert variants["none"]["runs"][0]["initial_weights"] == \
-        variants["all"]["runs"][0]["initial_weights"]
+    first = {name: v["runs"][0] for name, v in variants.items()}
+    assert first["none"]["initial_weights"] == first["vat"]["initial_weights"] \
+        == first["all"]["initial_weights"]
+    # VAT adds its loss (logged as vat_loss, > 0 once the model is no longer uniform) to
+    # its own variant only; "all" is every technique but VAT.
+    assert len(first["vat"]["epoch_vat_loss"]) == config["epochs"]
+    assert all(v > 0 for v in first["vat"]["epoch_vat_loss"])
+    assert first["none"]["epoch_vat_loss"] == first["all"]["epoch_vat_loss"] == []
+    assert config["vat_epsilon"] > 0 and first["vat"]["mixing"] is None
     # L2 goes on the kernels of the four shared layers, never on biases or batch norm.
     penalized = variants["all"]["runs"][0]["penalized_weights"]
     assert sorted(p.split("/")[-2] for p in penalized) == ["conv1", "conv2", "dense1", "logits"]
