@@ -15,6 +15,7 @@ from keras_recipes.data.pipeline import (
     map_batches,
     to_dataset,
 )
+from keras_recipes.data.semi_supervised import SemiSupervisedBatches, semi_supervised_batches
 
 __all__ = [
     "FLOWERS102_NAMES",
@@ -22,6 +23,7 @@ __all__ = [
     "DatasetUnavailableError",
     "FitInputs",
     "ImageCheck",
+    "SemiSupervisedBatches",
     "check_images",
     "epoch_batches",
     "files_to_dataset",
@@ -32,6 +34,7 @@ __all__ = [
     "load_digits",
     "map_batches",
     "oxford_flowers102",
+    "semi_supervised_batches",
     "tf_flowers",
     "to_dataset",
 ]
