@@ -207,7 +207,9 @@ def virtual_adversarial_perturbation(
         x: a batch of inputs (NumPy array or tensor; integer images are cast
             to floats).
         epsilon: the L2 norm of each sample's perturbation (float > 0).
-        xi: the finite-difference step ``ξ`` of the power iteration (float > 0).
+        xi: the finite-difference step ``ξ`` of the power iteration (float > 0),
+            in the units of `x`. In float32 the paper's 1e-6 is partly lost to
+            rounding on inputs far from 0; 1e-3 suits images in [0, 1].
             With the paper's 1e-6 (inputs of unit scale), float32 rounding of
             ``p(y|x + ξd) − p(y|x)`` leaves some noise in the direction (about
             1 % here); 1e-4 to 1e-3 gives the exact direction of a smooth model.

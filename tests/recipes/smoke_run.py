@@ -1,9 +1,9 @@
 """The smoke runs of the recipes in ``recipes/``, and checks of their run folders.
 
-All four recipes run with ``--smoke`` in ONE subprocess
+The small recipes run with ``--smoke`` in ONE subprocess
 (``tests/recipes/run_smoke_recipes.py``, each as ``__main__`` with its own
 ``sys.argv``, as a user runs ``python recipes/<name>.py --smoke``): importing
-Keras and the backend once instead of four times keeps the recipes' smoke tests
+Keras and the backend once instead of once per recipe keeps the recipes' smoke tests
 within their time budget. Each test then checks its own recipe's run folder.
 """
 
@@ -45,7 +45,7 @@ class SmokeRun:
 
 
 RECIPES = ("vanishing_gradients", "gradient_clipping", "regularization_ablation",
-           "early_stopping")
+           "early_stopping", "semi_supervised_vat")
 
 
 def run_all(out: Path, names: tuple[str, ...] = RECIPES) -> subprocess.CompletedProcess:
