@@ -56,10 +56,11 @@ def to_dataset(
 
 
 def epoch_batches(
-    x: np.ndarray,
-    y: np.ndarray,
+    x,
+    y,
     batch_size: int,
     *,
+    sample_weight=None,
     seed: int | None = 0,
     initial_epoch: int = 0,
     epochs: int = 1,
@@ -92,6 +93,11 @@ def epoch_batches(
     classes, and ``augment(images) -> images`` (for example Keras preprocessing layers
     called with ``training=True``) applied to training batches.
 
+    `x` and `y` may be structures (list, tuple, dict) of arrays with the same first
+    dimension (``tf.data`` gives lists back as tuples); ``y=None`` gives ``(x_batch,)``
+    batches, and `sample_weight` (an array, or ``None``) gives ``(x_batch, y_batch,
+    sw_batch)``. The rows of every array are taken in the same order.
+
     Example:
 
     >>> x, y = np.arange(5, dtype="float32")[:, None], np.arange(5)
@@ -105,16 +111,22 @@ def epoch_batches(
     [[1, 4], [3, 0], [2]]
     >>> [int(b[1][0]) for b in epoch_batches(x, y, 2, seed=None)]
     [0, 2, 4]
+    >>> xb, yb, wb = epoch_batches({"a": x, "b": -x}, y, 2, sample_weight=y / 4, seed=0)[0]
+    >>> sorted(xb), yb.tolist(), wb.tolist()
+    (['a', 'b'], [2, 4], [0.5, 1.0])
+    >>> [len(b) for b in epoch_batches(x, None, 2, seed=None)]
+    [1, 1, 1]
 
     Args:
-        x: inputs, first dimension = examples.
-        y: targets, same first dimension.
+        x: inputs, first dimension = examples: an array or a structure of arrays.
+        y: targets, same first dimension (an array, a structure of arrays), or ``None``.
         batch_size: examples per batch (an epoch's last batch may be smaller).
+        sample_weight: per-example weights, same first dimension, or ``None``.
         seed: the order's seed; ``None``: the arrays' order, one pass.
         initial_epoch: the first epoch the dataset holds (a resumed run's).
         epochs: one past the last epoch it holds (``fit``'s `epochs`).
         transform: ``f(x_batch, y_batch) -> (x_batch, y_batch)``, or ``None`` (NumPy
-            engine only).
+            engine only; sample weights pass through it unchanged).
         prefetch: prepare the next batch in a background thread.
         one_hot: the number of classes to make labels one-hot over, or ``None``.
         augment: ``f(images) -> images`` for the training batches (`seed` given), or
@@ -122,8 +134,9 @@ def epoch_batches(
         engine: ``"numpy"``, ``"tf.data"`` or ``"auto"``.
 
     Returns:
-        A ``keras.utils.PyDataset`` of ``(x_batch, y_batch)`` tuples (``len``: the batches
-        of all its epochs together), or a ``tf.data.Dataset`` of them.
+        A ``keras.utils.PyDataset`` of ``(x_batch, y_batch)`` tuples (``(x_batch,)`` when
+        `y` is ``None``, ``(x_batch, y_batch, sw_batch)`` with `sample_weight`; ``len``: the
+        batches of all its epochs together), or a ``tf.data.Dataset`` of them.
     """
     if engine not in ("numpy", "tf.data", "auto"):
         raise ValueError(
@@ -134,14 +147,12 @@ def epoch_batches(
         import importlib.util
 
         engine = "tf.data" if importlib.util.find_spec("tensorflow") else "numpy"
-    n = len(x)
-    if len(y) != n:
+    n = _check_rows(x, y, sample_weight)
+    if one_hot and y is None:
         raise ValueError(
-            "Invalid value for argument `y`. Expected as many examples as `x` "
-            f"({n}). Received: len(y)={len(y)}"
+            "Invalid value for argument `one_hot`. Expected None when `y` is None. "
+            f"Received: one_hot={one_hot!r}"
         )
-    if n < 1:
-        raise ValueError(f"Invalid value for argument `x`. Expected >= 1 example. Received: {n}")
     if int(batch_size) < 1:
         raise ValueError(
             "Invalid value for argument `batch_size`. Expected an int >= 1. "
@@ -158,12 +169,46 @@ def epoch_batches(
                 "Invalid value for argument `transform`. Expected None with engine='tf.data' "
                 "(use `one_hot` and `augment`). Received: a callable"
             )
-        return _tf_epoch_batches(x, y, int(batch_size), seed, int(initial_epoch), int(epochs),
-                                 one_hot, augment)
+        return _tf_epoch_batches((x, y, sample_weight), n, int(batch_size), seed,
+                                 int(initial_epoch), int(epochs), one_hot, augment)
     if one_hot or augment is not None:
         transform = _numpy_transform(transform, one_hot, augment if seed is not None else None)
-    return _array_batches_class()(x, y, int(batch_size), seed, int(initial_epoch),
-                                  int(epochs), transform, prefetch)
+    return _array_batches_class()((x, y, sample_weight), n, int(batch_size), seed,
+                                  int(initial_epoch), int(epochs), transform, prefetch)
+
+
+def _check_rows(x, y, sample_weight) -> int:
+    """The number of examples of `x`; raises unless every array of the data has as many."""
+    import keras
+
+    def lengths(part):
+        return [len(a) for a in keras.tree.flatten(part) if a is not None]
+
+    xs = lengths(x)
+    if not xs:
+        raise ValueError(
+            "Invalid value for argument `x`. Expected an array or a structure of arrays. "
+            f"Received: x={x!r}"
+        )
+    if len(set(xs)) != 1:
+        raise ValueError(
+            "Invalid value for argument `x`. Expected arrays with the same number of "
+            f"examples. Received lengths: {xs}"
+        )
+    n = xs[0]
+    for name, part in (("y", y), ("sample_weight", sample_weight)):
+        if part is None:
+            continue
+        rows = lengths(part)
+        if not rows or any(r != n for r in rows):
+            got = rows[0] if len(rows) == 1 else rows
+            raise ValueError(
+                f"Invalid value for argument `{name}`. Expected as many examples as `x` "
+                f"({n}). Received: len({name})={got}"
+            )
+    if n < 1:
+        raise ValueError(f"Invalid value for argument `x`. Expected >= 1 example. Received: {n}")
+    return n
 
 
 def _numpy_transform(transform, one_hot, augment):
@@ -177,25 +222,32 @@ def _numpy_transform(transform, one_hot, augment):
         if augment is not None:
             xb = to_host(augment(xb)).astype(xb.dtype, copy=False)
         if eye is not None:
-            yb = eye[np.asarray(yb).astype("int64")]
+            import keras
+
+            yb = keras.tree.map_structure(lambda t: eye[np.asarray(t).astype("int64")], yb)
         return xb, yb
 
     return apply
 
 
-def _tf_epoch_batches(x, y, batch_size, seed, initial_epoch, epochs, one_hot, augment):
+def _tf_epoch_batches(data, n, batch_size, seed, initial_epoch, epochs, one_hot, augment):
+    import keras
     import tensorflow as tf
 
+    data = tuple(keras.tree.lists_to_tuples(part) for part in data)
+    if data[2] is None:
+        data = data[:2] if data[1] is not None else data[:1]
     if seed is None:
-        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        ds = tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
         return map_batches(ds, one_hot=one_hot).cache().prefetch(tf.data.AUTOTUNE)
-    n = len(x)
     perms = np.stack([np.random.default_rng([seed, e]).permutation(n)
                       for e in range(max(epochs, initial_epoch + 1))]).astype("int64")
-    xs, ys, table = tf.constant(x), tf.constant(y), tf.constant(perms)
+    consts = tf.nest.map_structure(lambda a: None if a is None else tf.constant(a), data)
+    table = tf.constant(perms)
     ds = tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch + 1)).flat_map(
         lambda e: tf.data.Dataset.from_tensor_slices(tf.gather(table, e)).batch(batch_size))
-    ds = ds.map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))
+    ds = ds.map(lambda idx: tf.nest.map_structure(
+        lambda c: None if c is None else tf.gather(c, idx), consts))
     return map_batches(ds, one_hot=one_hot, augment=augment).prefetch(tf.data.AUTOTUNE)
 
 
@@ -210,7 +262,8 @@ def map_batches(ds, *, one_hot: int | None = None, augment=None):
     [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
 
     Args:
-        ds: a ``tf.data.Dataset`` of ``(images, labels)`` batches.
+        ds: a ``tf.data.Dataset`` of ``(images, labels)`` batches (``(images,)`` or
+            ``(images, labels, sample_weight)`` too; labels may be a structure).
         one_hot: the number of classes, or ``None`` to keep the labels.
         augment: ``f(images) -> images`` (run in TensorFlow's threads), or ``None``.
 
@@ -222,9 +275,10 @@ def map_batches(ds, *, one_hot: int | None = None, augment=None):
     if augment is not None:
         # One batch at a time: random layers draw from their seed generator in batch order
         # (parallel calls would take the draws in whatever order the threads run).
-        ds = ds.map(lambda a, b: (augment(a), b))
+        ds = ds.map(lambda a, *rest: (augment(a), *rest))
     if one_hot:
-        ds = ds.map(lambda a, b: (a, tf.one_hot(tf.cast(b, tf.int32), one_hot)))
+        ds = ds.map(lambda a, b, *rest: (a, tf.nest.map_structure(
+            lambda t: tf.one_hot(tf.cast(t, tf.int32), one_hot), b), *rest))
     return ds
 
 
@@ -238,11 +292,12 @@ def _array_batches_class():
     import keras
 
     class ArrayBatches(keras.utils.PyDataset):
-        def __init__(self, x, y, batch_size, seed, initial_epoch, epochs, transform, prefetch):
+        def __init__(self, data, n, batch_size, seed, initial_epoch, epochs, transform,
+                     prefetch):
             super().__init__()  # one worker: Keras reads the batches in order
-            self.x, self.y, self.batch_size = x, y, batch_size
+            self.data, self.n, self.batch_size = data, n, batch_size
             self.seed, self.transform = seed, transform
-            self.steps = math.ceil(len(x) / batch_size)
+            self.steps = math.ceil(n / batch_size)
             if seed is None:
                 self.epochs = [None]
             else:  # as the recipes' tf.data pipeline: at least one epoch
@@ -260,7 +315,7 @@ def _array_batches_class():
                 return None
             cached_epoch, order = self._order_of  # one read: the data thread may replace it
             if cached_epoch != epoch:
-                order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+                order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
                 self._order_of = (epoch, order)
             return order
 
@@ -269,14 +324,14 @@ def _array_batches_class():
             j = index % self.steps
             order = self._order(epoch)
             part = slice(j * self.batch_size, (j + 1) * self.batch_size)
-            if order is None:
-                xb, yb = self.x[part], self.y[part]
-            else:
-                idx = order[part]
-                xb, yb = self.x[idx], self.y[idx]
+            idx = part if order is None else order[part]
+            xb, yb, wb = (None if p is None else keras.tree.map_structure(lambda a: a[idx], p)
+                          for p in self.data)
             if self.transform is not None:
                 xb, yb = self.transform(xb, yb)
-            return xb, yb
+            if wb is not None:
+                return xb, yb, wb
+            return (xb, yb) if yb is not None else (xb,)
 
         def __getitem__(self, index: int):
             if not 0 <= index < len(self):

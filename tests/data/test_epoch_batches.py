@@ -238,3 +238,174 @@ def test_random_augmentation_in_tf_data_is_reproducible(keras_backend):
     assert not np.array_equal(runs[0][:120], x[np.random.default_rng([0, 0]).permutation(120)])
     for other in runs[1:]:
         np.testing.assert_array_equal(other, runs[0])
+
+
+def _reference_rows(n, bs, seed, first, epochs):
+    """The rows of each batch: NumPy's permutation of each epoch, or one pass in order."""
+    if seed is None:
+        return [np.arange(j, min(j + bs, n)) for j in range(0, n, bs)]
+    return [p[j:j + bs] for e in range(first, epochs)
+            for p in [np.random.default_rng([seed, e]).permutation(n)] for j in range(0, n, bs)]
+
+
+def _structured_data(n):
+    rng = np.random.default_rng(4)
+    x = {"image": rng.normal(size=(n, 2, 2)).astype("float32"),
+         "ids": [np.arange(n) * 10, np.arange(n) * 100]}
+    y = (np.arange(n).astype("int32"), rng.normal(size=(n, 3)).astype("float32"))
+    return x, y, rng.uniform(size=n).astype("float32")
+
+
+def _as_numpy(structure):
+    return keras.tree.map_structure(np.asarray, keras.tree.lists_to_tuples(structure))
+
+
+@pytest.mark.parametrize("engine", ["numpy", "tf.data"])
+@pytest.mark.parametrize("seed,first,epochs", [(3, 0, 3), (5, 2, 4), (None, 0, 1)])
+def test_structures_and_sample_weights_follow_the_reference_rows(keras_backend, engine, seed,
+                                                                  first, epochs):
+    if engine == "tf.data":
+        pytest.importorskip("tensorflow")
+    n, bs = 11, 4
+    x, y, w = _structured_data(n)
+    ds = epoch_batches(x, y, bs, sample_weight=w, seed=seed, initial_epoch=first,
+                       epochs=epochs, engine=engine)
+    batches = list(ds)
+    rows = _reference_rows(n, bs, seed, first, epochs)
+    assert len(batches) == len(rows)
+    if engine == "numpy":
+        assert len(ds) == len(rows)
+    take = lambda part, idx: keras.tree.map_structure(lambda a: a[idx], part)  # noqa: E731
+    for batch, idx in zip(batches, rows, strict=True):
+        assert len(batch) == 3
+        xb, yb, wb = (_as_numpy(part) for part in batch)
+        want_x, want_y = _as_numpy(take(x, idx)), _as_numpy(take(y, idx))
+        keras.tree.assert_same_structure(xb, want_x)
+        for got, want in zip(keras.tree.flatten((xb, yb)), keras.tree.flatten((want_x, want_y)),
+                             strict=True):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(wb, w[idx])
+    if engine == "numpy":  # lists stay lists
+        assert isinstance(ds[0][0]["ids"], list) and isinstance(ds[0][1], tuple)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "tf.data"])
+def test_inputs_only_and_weights_without_targets(keras_backend, engine):
+    if engine == "tf.data":
+        pytest.importorskip("tensorflow")
+    x, w = np.arange(7, dtype="float32")[:, None], np.arange(7) / 7
+    rows = _reference_rows(7, 3, 1, 0, 2)
+    alone = [tuple(np.asarray(p) for p in b)
+             for b in epoch_batches(x, None, 3, seed=1, epochs=2, engine=engine)]
+    assert [len(b) for b in alone] == [1] * len(rows)
+    for (xb,), idx in zip(alone, rows, strict=True):
+        np.testing.assert_array_equal(xb, x[idx])
+    weighted = list(epoch_batches(x, None, 3, sample_weight=w, seed=1, epochs=2, engine=engine))
+    for (xb, yb, wb), idx in zip(weighted, rows, strict=True):
+        assert yb is None
+        np.testing.assert_array_equal(np.asarray(xb), x[idx])
+        np.testing.assert_array_equal(np.asarray(wb), w[idx])
+
+
+def test_structured_resume_is_the_tail_of_the_full_feed(keras_backend):
+    n, bs, epochs = 9, 4, 4
+    x, y, w = _structured_data(n)
+    steps = math.ceil(n / bs)
+
+    def flat(ds):
+        return [[np.asarray(a) for a in keras.tree.flatten(ds[i])] for i in range(len(ds))]
+
+    full = flat(epoch_batches(x, y, bs, sample_weight=w, seed=2, epochs=epochs))
+    for first in range(epochs):
+        tail = flat(epoch_batches(x, y, bs, sample_weight=w, seed=2, initial_epoch=first,
+                                  epochs=epochs))
+        assert len(tail) == len(full[first * steps:])
+        for got, want in zip(tail, full[first * steps:], strict=True):
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_one_hot_of_structured_targets_and_transform_keeps_weights(keras_backend):
+    x, y = np.arange(6, dtype="float32")[:, None], np.arange(6) % 3
+    ds = epoch_batches(x, {"a": y, "b": 2 - y}, 4, sample_weight=np.full(6, 0.5), seed=None,
+                       one_hot=3, transform=lambda a, b: (a + 1, b))
+    xb, yb, wb = ds[0]
+    np.testing.assert_array_equal(xb[:, 0], x[:4, 0] + 1)
+    np.testing.assert_array_equal(yb["a"], np.eye(3)[y[:4]])
+    np.testing.assert_array_equal(yb["b"], np.eye(3)[2 - y[:4]])
+    assert wb.tolist() == [0.5] * 4
+
+
+def test_fit_with_sample_weights_and_a_two_input_model(keras_backend):
+    """Zero-weighted rows do not move the model; the feed drives a two-input model."""
+    a_in, b_in = keras.Input((2,), name="a"), keras.Input((1,), name="b")
+    out = keras.layers.Dense(1, use_bias=False)(keras.layers.Concatenate()([a_in, b_in]))
+    model = keras.Model({"a": a_in, "b": b_in}, out)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    rng = np.random.default_rng(0)
+    x = {"a": rng.normal(size=(8, 2)).astype("float32"),
+         "b": rng.normal(size=(8, 1)).astype("float32")}
+    y = rng.normal(size=(8, 1)).astype("float32")
+    before = [np.array(v) for v in model.get_weights()]
+    model.fit(epoch_batches(x, y, 4, sample_weight=np.zeros(8, "float32"), seed=0, epochs=2),
+              epochs=2, steps_per_epoch=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(model.get_weights()[0], before[0])
+    model.fit(epoch_batches(x, y, 4, sample_weight=np.ones(8, "float32"), seed=0, epochs=1),
+              epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)
+    assert not np.allclose(model.get_weights()[0], before[0])
+
+
+# The checks of the former `distribute.GlobalBatches`, on the feed that replaces it.
+
+
+def test_unseeded_batches_in_order_with_targets(keras_backend):
+    x, y = np.arange(10).reshape(10, 1), np.arange(10) * 10
+    feed = epoch_batches(x, y, 4, seed=None)
+    assert len(feed) == 3
+    assert [feed[i][0].ravel().tolist() for i in range(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert feed[2][1].tolist() == [80, 90]
+
+
+def test_same_seed_same_batches_every_epoch_a_permutation(keras_backend):
+    x = np.arange(23)
+    steps = 5
+    a = epoch_batches(x, x, 5, seed=7, epochs=3)
+    b = epoch_batches(x, x, 5, seed=7, epochs=3)
+    epochs = [np.concatenate([a[e * steps + i][0] for i in range(steps)]) for e in range(3)]
+    for e, ea in enumerate(epochs):
+        eb = np.concatenate([b[e * steps + i][0] for i in range(steps)])
+        np.testing.assert_array_equal(ea, eb)  # two processes, same seed
+        np.testing.assert_array_equal(np.sort(ea), x)  # every row once per epoch
+        np.testing.assert_array_equal(ea, np.random.default_rng([7, e]).permutation(23))
+        for i in range(steps):  # rows stay paired with targets
+            np.testing.assert_array_equal(a[e * steps + i][0], a[e * steps + i][1])
+        if e:
+            assert not np.array_equal(ea, epochs[e - 1])  # reshuffled
+    other = epoch_batches(x, x, 5, seed=8, epochs=1)
+    assert not np.array_equal(np.concatenate([other[i][0] for i in range(steps)]), epochs[0])
+
+
+def test_structures_and_sample_weight_in_order(keras_backend):
+    x = {"a": np.arange(6), "b": np.arange(6) * 2}
+    feed = epoch_batches(x, np.arange(6), 4, sample_weight=np.ones(6) * 0.5, seed=None)
+    xb, yb, wb = feed[1]
+    assert xb["a"].tolist() == [4, 5] and xb["b"].tolist() == [8, 10]
+    assert yb.tolist() == [4, 5] and wb.tolist() == [0.5, 0.5]
+    assert len(epoch_batches(np.arange(6), None, 4, seed=None)[0]) == 1  # inputs only
+
+
+@pytest.mark.parametrize("x,y,sw,arg", [
+    (np.arange(4), np.arange(5), None, "y"),
+    ({"a": np.arange(4), "b": np.arange(5)}, np.arange(4), None, "x"),
+    (np.arange(4), {"a": np.arange(4), "b": np.arange(3)}, None, "y"),
+    (np.arange(4), np.arange(4), np.ones(3), "sample_weight"),
+    ({}, np.arange(4), None, "x"),
+])
+def test_arrays_of_different_lengths_are_refused(keras_backend, x, y, sw, arg):
+    with pytest.raises(ValueError, match=f"argument `{arg}`.*Received"):
+        epoch_batches(x, y, 2, sample_weight=sw)
+
+
+def test_one_hot_without_targets_is_refused(keras_backend):
+    with pytest.raises(ValueError, match="argument `one_hot`.*Received: one_hot=3"):
+        epoch_batches(np.zeros((4, 1)), None, 2, one_hot=3)
