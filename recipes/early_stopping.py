@@ -132,17 +132,9 @@ def stopper(rule: str, config: Config):
                          restore_best_weights=restore, overfit_patience=config.overfit_patience)
 
 
-def run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir):
-    """Trains `model` from `initial` weights and a fresh optimizer state under one rule.
-
-    One compiled model serves every run: resetting its weights and the
-    optimizer's variables gives exactly a fresh model, without recompiling the
-    train function (seconds per run on jax and tensorflow).
-    """
+def run_rule(model, rule, seed, initial, data, config, run_dir):
+    """Trains `model` (restarted from `initial` weights by ``CompiledModels``) under one rule."""
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
-    model.set_weights(initial)
-    for variable, value in zip(model.optimizer.variables, optimizer_state, strict=True):
-        variable.assign(value)
     callback = stopper(rule, config)
     log_dir = os.path.join(run_dir, "tensorboard", rule, f"seed{seed}")
     history = model.fit(  # every rule of a seed sees the same batches, epoch e in order [seed, e]
@@ -218,21 +210,25 @@ def main(argv=None) -> dict:
     )
     n_in = data[0][0].shape[1]
     start, cpu_start = time.time(), time.process_time()
-    model = build_model(config.seeds[0], n_in, n_classes, config)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.optimizer.build(model.trainable_variables)
-    optimizer_state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
+
+    def compiled(_):
+        model = build_model(config.seeds[0], n_in, n_classes, config)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+        return model
+
+    # One compiled model serves every run (the training step is traced or compiled once),
+    # restarted as a fresh model: the initial weights, a new optimizer state.
+    models = experiments.CompiledModels(compiled)
     by_rule: dict[str, list[dict]] = {rule: [] for rule in config.rules}
     for seed in config.seeds:
         initial = build_model(seed, n_in, n_classes, config).get_weights()
         for rule in config.rules:
-            by_rule[rule].append(
-                run_rule(model, rule, seed, initial, optimizer_state, data, config, run_dir)
-            )
+            model = models.get("mlp", initial)
+            by_rule[rule].append(run_rule(model, rule, seed, initial, data, config, run_dir))
             if rule == "patience" and seed == config.seeds[0]:
                 model.save(os.path.join(run_dir, "best.keras"))
     wall, cpu = time.time() - start, time.process_time() - cpu_start

@@ -179,44 +179,23 @@ def ratio(norms: np.ndarray) -> float:
     return float(norms[0] / norms[-1]) if norms[-1] > 0 else float("nan")
 
 
-class Trainers:
-    """One compiled model per activation, re-initialized for every init and seed.
+def compiled_models(n_in: int, n_out: int, config: Config) -> experiments.CompiledModels:
+    """One compiled model per activation (the architecture depends on it alone), restarted
+    for every init and seed: the training step is traced or compiled once per activation."""
 
-    The architecture depends on the activation only, so the 12 runs of an
-    activation load their initial weights into one compiled model and reset its
-    optimizer: the training step is traced (TensorFlow) or compiled (JAX) once
-    per activation instead of once per run, and every run computes exactly what
-    a fresh model would (same weights, zero momentum, iteration 0).
-    """
-
-    def __init__(self, n_in: int, n_out: int, config: Config):
-        self.n_in, self.n_out, self.config = n_in, n_out, config
-        self._models: dict[str, tuple] = {}
-
-    def get(self, activation: str, weights: list):
-        if activation not in self._models:
-            model = build_model(activation, "he", 0, self.n_in, self.n_out, self.config)
-            model.compile(
-                optimizer=keras.optimizers.SGD(
-                    self.config.learning_rate, momentum=self.config.momentum
-                ),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"],
-            )
-            # Slots built now, eagerly: TensorFlow would otherwise create them inside the
-            # first traced step (~1 s for 42 variables).
-            model.optimizer.build(model.trainable_variables)
-            state = [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables]
-            self._models[activation] = (model, state)
-        model, state = self._models[activation]
-        model.set_weights(weights)
-        for variable, value in zip(model.optimizer.variables, state, strict=True):
-            variable.assign(value)  # zero momentum, iteration 0, the learning rate
+    def build(activation: str) -> keras.Model:
+        model = build_model(activation, "he", 0, n_in, n_out, config)
+        model.compile(
+            optimizer=keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
         return model
 
+    return experiments.CompiledModels(build)
 
-def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_plots,
-                trainers=None):
+
+def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_plots, models):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     probe = (x_val[: config.probe_size], y_val[: config.probe_size])
     name = f"{activation}-{init}"
@@ -226,8 +205,7 @@ def run_variant(activation, init, seed, data, n_classes, config, run_dir, keep_p
         lsuv_report = lsuv(fresh, x_train[: config.batch_size * 4], seed=seed)
     weights = fresh.get_weights()
     initial = experiments.fingerprint(weights)
-    trainers = trainers or Trainers(x_train.shape[1], n_classes, config)
-    model = trainers.get(activation, weights)
+    model = models.get(activation, weights)  # as a fresh model: weights, optimizer, seeds
     norms_init = layer_norms(model, *probe)
     log_dir = os.path.join(run_dir, "tensorboard", name, f"seed{seed}")
     histogram = GradientHistogram(log_dir, data=probe, histograms=keep_plots,
@@ -328,7 +306,7 @@ def main(argv=None) -> dict:
     warnings.filterwarnings("ignore", "GradientHistogram: vanishing", RuntimeWarning)
     start, cpu_start = time.time(), time.process_time()
     results: dict[str, dict] = {}
-    trainers = Trainers(data[0][0].shape[1], n_classes, config)
+    models = compiled_models(data[0][0].shape[1], n_classes, config)
     for activation in config.activations:
         for init in config.inits:
             name = f"{activation}-{init}"
@@ -336,7 +314,7 @@ def main(argv=None) -> dict:
             plots = len(results) < config.gradient_plots
             for k, seed in enumerate(config.seeds):
                 seed_runs.append(run_variant(activation, init, seed, data, n_classes, config,
-                                             run_dir, plots and k == 0, trainers))
+                                             run_dir, plots and k == 0, models))
             results[name] = {"activation": activation, "init": init, "runs": seed_runs}
             for key in ("test_accuracy", "ratio_init", "ratio_final"):
                 results[name][key] = experiments.summarize(r[key] for r in seed_runs)

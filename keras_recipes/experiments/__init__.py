@@ -1,7 +1,8 @@
 """keras_recipes.experiments: what the scripts in ``recipes/`` share.
 
 The command line (a dataclass of defaults, :func:`parse_config`), the run folder
-(:func:`start_run`, :func:`finish_run`, :func:`save_json`) and the results
+(:func:`start_run`, :func:`finish_run`, :func:`save_json`), compiled models reused across
+runs (:class:`CompiledModels`) and the results
 (mean ± sd over seeds, Markdown tables, CSV history, curve plots). The Keras backend
 is chosen before Keras is imported, by ``recipes/_bootstrap.py``.
 """
@@ -14,6 +15,7 @@ from keras_recipes.experiments.command_line import (
     parse_config,
     print_config,
 )
+from keras_recipes.experiments.compiled_models import CompiledModels
 from keras_recipes.experiments.recipe_error import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -44,6 +46,7 @@ from keras_recipes.experiments.run_folder import (
 
 __all__ = [
     "BACKENDS",
+    "CompiledModels",
     "EXIT_BAD_INPUT",
     "EXIT_INTERRUPTED",
     "RecipeConfig",
