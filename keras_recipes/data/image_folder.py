@@ -46,7 +46,14 @@ def files_to_dataset(
 
     Images are decoded to RGB, resized bilinearly to ``image_size`` and kept in
     0-255 as float32 (the backbone's own preprocessing comes later, inside the
-    model). Shuffling is seeded and redone every epoch.
+    model). Shuffling is seeded and redone every epoch. No paths give an empty pipeline
+    (no batch) of the same structure.
+
+    Example:
+
+    >>> ds = files_to_dataset([], [], image_size=8)
+    >>> len(list(ds)), ds.element_spec[0].shape.as_list()
+    (0, [None, 8, 8, 3])
     """
     import tensorflow as tf
 
@@ -65,17 +72,19 @@ def files_to_dataset(
         img.set_shape((h, w, 3))
         return img, tf.cast(label, tf.int32)
 
+    # dtype=str: an empty list of paths is still a (0,) string tensor, not float64.
     ds = tf.data.Dataset.from_tensor_slices(
-        (np.asarray([str(p) for p in paths]), np.asarray(labels, "int32"))
+        (np.asarray([str(p) for p in paths], dtype=str), np.asarray(labels, "int32"))
     )
     autotune = tf.data.AUTOTUNE
     if cache:
         ds = ds.map(load, num_parallel_calls=autotune).cache()
         if shuffle:
-            ds = ds.shuffle(min(len(paths), 2048), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(min(max(len(paths), 1), 2048), seed=seed,
+                            reshuffle_each_iteration=True)
     else:
         if shuffle:
-            ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(load, num_parallel_calls=autotune)
     return ds.batch(int(batch_size)).prefetch(autotune)
 

@@ -139,3 +139,15 @@ def test_only_bad_files_is_one_clear_error(tmp_path):
         from keras_recipes.data import check_images
 
         check_images([root / "a" / "x.jpg"], decoder="opencv")
+
+
+@pytest.mark.parametrize("shuffle,cache", [(False, False), (True, False), (True, True)])
+def test_empty_file_list_is_an_empty_pipeline(shuffle, cache):
+    from keras_recipes.data import files_to_dataset
+
+    ds = files_to_dataset([], [], image_size=(4, 6), batch_size=2, shuffle=shuffle,
+                          cache=cache)
+    assert list(ds) == []
+    images, labels = ds.element_spec
+    assert images.shape.as_list() == [None, 4, 6, 3] and images.dtype.name == "float32"
+    assert labels.dtype.name == "int32"
