@@ -9,13 +9,12 @@ table from backend and kind to engine is ``ENGINES`` in ``engines.py``.
 
 from keras_recipes.distribute.distribute_context import DistributeContext
 from keras_recipes.distribute.engines import ENGINES, KINDS, scope_for, setup
-from keras_recipes.distribute.global_batches import GlobalBatches, split_bounds
+from keras_recipes.distribute.global_batches import split_bounds
 
 __all__ = [
     "ENGINES",
     "KINDS",
     "DistributeContext",
-    "GlobalBatches",
     "scope_for",
     "setup",
     "split_bounds",

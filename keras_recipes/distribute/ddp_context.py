@@ -17,12 +17,13 @@ import warnings
 import keras
 import numpy as np
 
+from keras_recipes.data.pipeline import epoch_batches
 from keras_recipes.distribute.distribute_context import (
     DistributeContext,
     _is_array_data,
     _num_rows,
 )
-from keras_recipes.distribute.global_batches import GlobalBatches, split_bounds
+from keras_recipes.distribute.global_batches import split_bounds
 
 __all__ = ["DDPContext"]
 
@@ -236,8 +237,9 @@ class DDPContext(DistributeContext):
     to GPU ``LOCAL_RANK``. Build the model after creating the context.
 
     What ``fit`` / ``evaluate`` do: Keras's own loop runs in every process on
-    the **same global batches** (array data is fed through a
-    :class:`GlobalBatches` whose shuffle seed is shared from rank 0; a
+    the **same global batches** (array data is fed through
+    :func:`keras_recipes.data.epoch_batches`, whose seed is shared from rank 0,
+    for fit's epochs ``[initial_epoch, epochs)``; a
     ``tf.data`` pipeline or ``PyDataset`` must yield the same batches in every
     process, i.e. shuffle with a fixed seed: this is checked on the first
     batch of every epoch). The step functions are replaced:
@@ -520,9 +522,17 @@ class DDPContext(DistributeContext):
             kwargs["validation_data"] = tail if tail[2] is not None else tail[:2]
         if _is_array_data(x):
             seed = self._broadcast_int(np.random.randint(0, 2**31 - 1))
-            feed = GlobalBatches(
-                x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle, seed=seed,
+            batch_size = batch_size or 32
+            # Shuffled: one feed holds every epoch, each in its seeded order, and fit
+            # keeps its iterator between epochs (steps_per_epoch given). In order: one
+            # pass, which fit reads again at every epoch.
+            feed = epoch_batches(
+                x, y, batch_size, sample_weight=sample_weight,
+                seed=seed if shuffle else None, initial_epoch=kwargs.get("initial_epoch", 0),
+                epochs=kwargs.get("epochs", 1), engine="numpy",
             )
+            if shuffle and kwargs.get("steps_per_epoch") is None:
+                kwargs["steps_per_epoch"] = math.ceil(_num_rows(x) / batch_size)
             return feed, None, None
         import torch
 
@@ -544,6 +554,7 @@ class DDPContext(DistributeContext):
                 "`keras.Input` or call it on a batch) so DistributedDataParallel can "
                 f"broadcast its weights. Received: model={model.name!r} (no weights yet)"
             )
+        arrays = _is_array_data(x)
         x, y, sample_weight = self._global_feed(
             x, y, sample_weight, batch_size, shuffle, kwargs
         )
@@ -552,7 +563,7 @@ class DDPContext(DistributeContext):
             fit_kwargs["y"] = y
         if sample_weight is not None:
             fit_kwargs["sample_weight"] = sample_weight
-        if not isinstance(x, GlobalBatches) and batch_size is not None:
+        if not arrays and batch_size is not None:
             fit_kwargs["batch_size"] = batch_size
         validation = fit_kwargs.get("validation_data")
         if validation is not None and kwargs.get("validation_batch_size") is None and (
@@ -561,7 +572,7 @@ class DDPContext(DistributeContext):
         steps = _Steps(self, model)
         steps.install()
         try:
-            # Array data are shuffled by GlobalBatches with a shared seed; Keras
+            # Array data are shuffled by epoch_batches with a shared seed; Keras
             # would shuffle a PyDataset's batches with each process's own state.
             return model.fit(
                 x, shuffle=False, callbacks=[*callbacks, _Guard(steps)], **fit_kwargs

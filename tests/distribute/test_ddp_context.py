@@ -98,6 +98,51 @@ def test_tf_data_pipeline_trains_like_model_fit(world_of_one):
                                atol=1e-7)
 
 
+def test_shuffled_arrays_follow_epoch_batches_with_the_shared_seed(world_of_one):
+    """Shuffled arrays: epoch e in the order of epoch_batches(seed) (the seed rank 0 draws
+    from NumPy's global state and broadcasts); a run resumed at initial_epoch matches."""
+    from keras_recipes.data import epoch_batches
+
+    x, y = _data(10)
+    np.random.seed(5)
+    seed = np.random.randint(0, 2**31 - 1)
+    a, b, c = _model(), _model(), _model()
+    np.random.seed(5)
+    history = world_of_one.fit(a, x, y, batch_size=4, epochs=3, verbose=0)
+    plain = b.fit(epoch_batches(x, y, 4, seed=seed, epochs=3), epochs=3, steps_per_epoch=3,
+                  shuffle=False, verbose=0)
+    np.testing.assert_allclose(a.get_layer("d").kernel.numpy(), b.get_layer("d").kernel.numpy(),
+                               atol=1e-7)
+    for key, values in plain.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-6)
+    for first, last in ((0, 1), (1, 3)):  # SGD without momentum: the weights are the state
+        np.random.seed(5)
+        world_of_one.fit(c, x, y, batch_size=4, initial_epoch=first, epochs=last, verbose=0)
+    np.testing.assert_allclose(c.get_layer("d").kernel.numpy(), a.get_layer("d").kernel.numpy(),
+                               atol=1e-7)
+
+
+def test_structured_inputs_and_sample_weights_train_like_model_fit(world_of_one):
+    def two_inputs():
+        a_in, b_in = keras.Input((2,), name="a"), keras.Input((1,), name="b")
+        dense = keras.layers.Dense(2, name="d")
+        model = keras.Model({"a": a_in, "b": b_in},
+                            dense(keras.layers.Concatenate()([a_in, b_in])))
+        dense.kernel.assign(np.arange(6, dtype="float32").reshape(3, 2) / 10)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return model
+
+    x, y = _data(10)
+    inputs, w = {"a": x[:, :2], "b": x[:, 2:]}, np.linspace(0.0, 1.0, 10).astype("float32")
+    a, b = two_inputs(), two_inputs()
+    history = world_of_one.fit(a, inputs, y, sample_weight=w, batch_size=4, epochs=2,
+                               shuffle=False, verbose=0)
+    plain = b.fit(inputs, y, sample_weight=w, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(a.get_layer("d").kernel.numpy(), b.get_layer("d").kernel.numpy(),
+                               atol=1e-7)
+    np.testing.assert_allclose(history.history["loss"], plain.history["loss"], rtol=1e-6)
+
+
 def test_validation_split_uses_the_last_rows(world_of_one):
     x, y = _data()
     a, b = _model(), _model()
