@@ -68,7 +68,8 @@ import sys
 if __name__ == "__main__":  # the backend is chosen before Keras is imported
     from _bootstrap import choose_backend
 
-    choose_backend(sys.argv[1:])
+    # Saving a .keras file imports TensorFlow: imported now, without its start-up notices.
+    choose_backend(sys.argv[1:], quiet_tensorflow=True)
 
 import dataclasses  # noqa: E402
 import math  # noqa: E402

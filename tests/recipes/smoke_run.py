@@ -33,6 +33,7 @@ class SmokeRun:
     metrics: dict
     results: str
     stdout: str
+    stderr: str  # the whole smoke process's (shared by the recipes it ran)
 
     def table_rows(self) -> dict[str, list[str]]:
         """The Markdown table of results.md as {first cell: cells}."""
@@ -89,7 +90,8 @@ def load_run(out: Path, name: str, proc: subprocess.CompletedProcess) -> SmokeRu
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["backend"] == keras.backend.backend()
     assert np.isfinite(metrics["wall_time_s"]) and metrics["wall_time_s"] > 0
-    return SmokeRun(run_dir, config, metrics, (run_dir / "results.md").read_text(), stdout)
+    return SmokeRun(run_dir, config, metrics, (run_dir / "results.md").read_text(), stdout,
+                    proc.stderr)
 
 
 def assert_png(path: Path, min_size: int = 2000) -> None:
