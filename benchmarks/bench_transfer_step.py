@@ -35,7 +35,10 @@ that callback), bare_fit/torch_loop and recipe/torch_loop, the median
 end-of-epoch seconds of each callback of the recipe's fit, plus the input
 pipeline's share: the time to draw one epoch of batches from
 the recipe's pipeline alone, relative to a bare epoch (the pipeline prefetches
-in parallel; a share well below 100% means it cannot starve the step).
+in parallel; a share well below 100% means it cannot starve the step), and the
+recipe's monitoring work per fit as its ``MonitoringBudget`` measured it (CPU
+seconds of each granted item, all threads: histograms, checkpoints), which does not
+depend on the noise of epoch wall times.
 
 Usage:
 
@@ -323,6 +326,8 @@ def main(argv=None) -> int:
                 if self.epoch_end is not None:
                     _time_epoch_end(cb, self.epoch_end)
             callbacks.callbacks = [*kept, self, *self.last]
+            self.budget = next((cb.budget for cb in kept
+                                if getattr(cb, "budget", None) is not None), None)
 
     def _time_epoch_end(cb, acc):
         name = type(cb).__name__
@@ -337,6 +342,10 @@ def main(argv=None) -> int:
         cb.on_epoch_end = timed
 
     epoch_end_seconds: dict[str, list[float]] = {}
+    # The recipe's monitoring work, as its MonitoringBudget measured it (all threads):
+    # owner class -> [(cost of each granted item, in order)] per fit, and each fit's seconds.
+    work_items: dict[str, list[list[float]]] = {}
+    fit_seconds: list[float] = []
 
     def recipe_fit(run: int, without: str = "", profiler=None) -> list[float]:
         timer = EpochTimer()
@@ -347,6 +356,10 @@ def main(argv=None) -> int:
             recipe_mod.train_variant("transfer", cfg, plan, ctx, splits, run_dir, None,
                                      extra_callbacks=[hooks, timer, *window])
         shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints, logs, best.keras (VGG19)
+        if not without and getattr(hooks, "budget", None) is not None:
+            for owner, costs in hooks.budget.work_costs.items():
+                work_items.setdefault(owner.split(":")[0], []).append(costs)
+            fit_seconds.append(sum(timer.times))
         name = f"recipe-{without}" if without else "recipe"
         cpu_times[name] += timer.cpu[1:]
         return timer.times[1:]
@@ -461,6 +474,20 @@ def main(argv=None) -> int:
     if epoch_end_seconds:
         print("recipe callbacks, median end-of-epoch seconds: " + ", ".join(
             f"{k} {statistics.median(v):.3f}" for k, v in epoch_end_seconds.items()))
+    if work_items:
+        print(f"recipe's monitoring work (its MonitoringBudget, all threads; "
+              f"fits of {statistics.median(fit_seconds):.1f} s median):")
+        for owner, fits in work_items.items():
+            first = [costs[0] for costs in fits]
+            later = [c for costs in fits for c in costs[1:]]
+            print(f"  {owner}: {statistics.fmean(len(c) for c in fits):.1f} items per fit; "
+                  f"first item {statistics.median(first):.3f} s, later items "
+                  + (f"{statistics.median(later):.3f} s" if later else "none")
+                  + f"; {statistics.fmean(sum(c) for c in fits):.3f} s per fit")
+        total = [sum(sum(costs) for costs in one_fit)  # every owner works in every fit
+                 for one_fit in zip(*work_items.values(), strict=True)]
+        print(f"  all: {statistics.fmean(total):.3f} s per fit = "
+              f"{100 * statistics.fmean(total) / statistics.median(fit_seconds):.1f}% of a fit")
     if "bare_fit" in med:
         print(f"input pipeline alone: {pipe:.3f} s per epoch = {100 * pipe / med['bare_fit']:.1f}% "
               "of a bare epoch (prefetched in parallel)")

@@ -58,6 +58,8 @@ class MonitoringBudget:
         self.spent = 0.0  # seconds of monitoring work, all threads
         self._cycle: dict[str, float] = {}  # owner -> cost since its last granted epoch
         self._estimate: dict[str, float] = {}  # owner -> cost of its last granted epoch
+        self._items: dict[str, list[float]] = {}  # owner -> costs of its finished work items
+        self._reserved: dict[str, float] = {}  # owner -> seconds of work it must still do
         self.granted: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
 
@@ -78,22 +80,64 @@ class MonitoringBudget:
         """Seconds since :meth:`begin`, less the monitoring work measured so far."""
         return max(time.perf_counter() - self._start - self.spent, 0.0)
 
-    def allow(self, owner: str) -> bool:
-        """Whether `owner` may do its work now (counted in :attr:`granted` / :attr:`skipped`)."""
+    def allow(self, owner: str, *, prior: float | None = None, force: bool = False) -> bool:
+        """Whether `owner` may do its work now (counted in :attr:`granted` / :attr:`skipped`).
+
+        Args:
+            owner: who asks (one name per callback).
+            prior: the expected seconds of `owner`'s work while none has been measured
+                (for example from the bytes it will write); ``None``: 0, the first work
+                item is allowed whatever it costs.
+            force: grant it whatever the budget (work that must be done, such as the last
+                checkpoint of a ``fit``); it is counted and measured as any other.
+        """
         with self._lock:
-            if self.share is None:
+            if self.share is None or force:
                 ok = True
+                self._reserved.pop(owner, None)  # the reserved work is being done
             else:
-                expected = self._cycle.get(owner, 0.0) or self._estimate.get(owner, 0.0)
-                ok = self.spent + expected <= self.share * self.training_seconds
+                reserved = sum(self._reserved.values())
+                ok = (self.spent + reserved + self._expected(owner, prior)
+                      <= self.share * self.training_seconds)
             if ok:
                 if owner in self._cycle:
                     self._estimate[owner] = self._cycle[owner]
+                    self._items.setdefault(owner, []).append(self._cycle[owner])
                 self._cycle[owner] = 0.0
                 self.granted[owner] = self.granted.get(owner, 0) + 1
             else:
                 self.skipped[owner] = self.skipped.get(owner, 0) + 1
             return ok
+
+    def _expected(self, owner: str, prior: float | None) -> float:
+        if owner not in self._cycle:  # nothing measured yet
+            return float(prior or 0.0)
+        return self._cycle[owner] or self._estimate.get(owner, 0.0)
+
+    def expected(self, owner: str, prior: float | None = None) -> float:
+        """The expected seconds of `owner`'s next work item: its last measured cost, or `prior`."""
+        with self._lock:
+            return self._expected(owner, prior)
+
+    def reserve(self, owner: str, seconds: float) -> None:
+        """Sets aside `seconds` for work `owner` must still do (granted later with ``force``).
+
+        The other work is allowed only within the share left after the reservations, so
+        that the forced work (the last checkpoint of a ``fit``) keeps the total within it.
+        """
+        with self._lock:
+            self._reserved[owner] = max(float(seconds), 0.0)
+
+    @property
+    def work_costs(self) -> dict[str, list[float]]:
+        """Seconds of each granted work item of each owner, in order, all threads counted.
+
+        The last item of an owner keeps growing while its background part (a file write)
+        runs; read it after ``fit`` has returned for the whole cost.
+        """
+        with self._lock:
+            return {owner: [*self._items.get(owner, []), cycle]
+                    for owner, cycle in self._cycle.items()}
 
     def charge(self, owner: str, seconds: float) -> None:
         """Records `seconds` of `owner`'s work (callable from any thread)."""

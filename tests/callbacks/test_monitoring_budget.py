@@ -46,6 +46,49 @@ def test_allows_while_the_work_stays_within_its_share(monkeypatch):
     assert budget.allow("a")
     assert budget.granted == {"a": 3} and budget.skipped == {"a": 1}
     assert budget.spent == 1.5
+    # One cost per granted item: 1.0, 0.5, and the third one's so far (nothing charged yet).
+    assert budget.work_costs == {"a": [1.0, 0.5, 0.0]}
+    budget.charge("a", 0.25)  # e.g. its background write, after the epoch
+    assert budget.work_costs == {"a": [1.0, 0.5, 0.25]}
+    budget.end()
+
+
+def test_prior_until_measured_and_forced_work(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    budget = MonitoringBudget(0.05)
+    budget.begin()
+    clock.now = 10.0  # 5% of 10 s = 0.5 s < the prior of 1 s
+    assert not budget.allow("ckpt", prior=1.0)
+    clock.now = 20.0  # 5% of 20 s = 1 s: the prior fits
+    assert budget.allow("ckpt", prior=1.0)
+    budget.charge("ckpt", 0.2)  # measured: 0.2 s; the prior no longer counts
+    clock.now = 24.2  # training 24 s: 0.2 + 0.2 <= 1.2 (hand computation)
+    assert budget.allow("ckpt", prior=100.0)
+    budget.charge("ckpt", 2.0)  # spent 2.2; training 24 s: 2.2 + 2 > 1.2
+    assert not budget.allow("ckpt")
+    assert budget.allow("ckpt", force=True)  # the last checkpoint, whatever it costs
+    assert budget.granted == {"ckpt": 3} and budget.skipped == {"ckpt": 2}
+    assert budget.work_costs == {"ckpt": [0.2, 2.0, 0.0]}
+    budget.end()
+
+
+def test_reserved_work_leaves_room_for_itself(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    budget = MonitoringBudget(0.1)
+    budget.begin()
+    budget.reserve("ckpt", 1.5)  # the last checkpoint, forced later
+    clock.now = 10.0  # 10% of 10 s = 1 s < 1.5 reserved: nothing else fits
+    assert not budget.allow("hist")
+    clock.now = 20.0  # 2 s >= 1.5 + 0 (hist not measured yet)
+    assert budget.allow("hist")
+    budget.charge("hist", 0.4)  # spent 0.4; training 19.6 s: 0.4 + 1.5 + 0.4 > 1.96
+    assert not budget.allow("hist")
+    assert budget.expected("hist") == 0.4 and budget.expected("ckpt", prior=1.5) == 1.5
+    assert budget.allow("ckpt", force=True)  # releases its reservation
+    clock.now = 25.0  # training 24.6 s: 0.4 + 0 + 0.4 <= 2.46 (hand computation)
+    assert budget.allow("hist")
     budget.end()
 
 
@@ -91,10 +134,10 @@ class _Scripted(MonitoringBudget):
         super().__init__(0.05)
         self.deny, self.calls = deny, {}
 
-    def allow(self, owner):
+    def allow(self, owner, *, prior=None, force=False):
         kind = owner.split(":")[0]
         n = self.calls[kind] = self.calls.get(kind, -1) + 1
-        return n not in self.deny.get(kind, ())
+        return force or n not in self.deny.get(kind, ())
 
 
 X = np.random.default_rng(1).normal(size=(32, 4)).astype("float32")
@@ -187,8 +230,8 @@ class _Recording(MonitoringBudget):
         super().__init__(share)
         self.items: list[float] = []
 
-    def allow(self, owner):
-        ok = super().allow(owner)
+    def allow(self, owner, **kwargs):
+        ok = super().allow(owner, **kwargs)
         if ok:
             self.items.append(0.0)
         return ok
@@ -217,3 +260,23 @@ def test_expensive_histograms_on_tiny_epochs_stay_within_the_share(tmp_path, ker
     assert len(budget.items) == budget.granted[owner] and min(budget.items) > 0
     assert budget.spent == pytest.approx(sum(budget.items))
     assert budget.spent <= 0.05 * budget.training_seconds + 2 * max(budget.items) + 1e-3
+
+
+def test_first_checkpoint_waits_for_its_prior_and_the_last_is_always_written(
+        tmp_path, keras_backend, monkeypatch):
+    from keras_recipes.callbacks import run_checkpoint as run_checkpoint_module
+
+    # 1 byte/s: before one is measured, a checkpoint of these ~100 floats "costs" minutes.
+    monkeypatch.setattr(run_checkpoint_module, "PRIOR_BYTES_PER_SECOND", 1.0)
+    budget = MonitoringBudget(0.05)
+    checkpoint = RunCheckpoint(tmp_path / "run", budget=budget)
+    _model().fit(X, Y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=[checkpoint])
+    owner = checkpoint._owner
+    assert budget.skipped[owner] == 3 and budget.granted[owner] == 1  # the last epoch only
+    assert latest_checkpoint(tmp_path / "run").name == "epoch-0003"
+    assert len(budget.work_costs[owner]) == 1 and budget.work_costs[owner][0] > 0
+    # The finished run resumes with nothing left to train.
+    again = RunCheckpoint(tmp_path / "run")
+    history = _model().fit(X, Y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+                           callbacks=[again])
+    assert history.history == {} or all(len(v) == 0 for v in history.history.values())
