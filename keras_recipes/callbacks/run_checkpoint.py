@@ -32,8 +32,9 @@ __all__ = ["RunCheckpoint", "latest_checkpoint"]
 
 _MODES = ("auto", "min", "max")
 # Until a checkpoint has been measured, its cost is guessed from its bytes at this rate (host
-# copies, file writes and fsync: about 0.4 GB/s measured on the 2-core CPU's disk).
-PRIOR_BYTES_PER_SECOND = 5e8
+# copies, file writes and fsync: 0.29-0.36 GB/s measured on the 2-core CPU's disk for VGG19
+# with SGD momentum, 160 MB in 0.45-0.55 s).
+PRIOR_BYTES_PER_SECOND = 3e8
 # The checkpoint writer thread of each folder in this process: a new RunCheckpoint of the
 # same folder (after an exception ended a fit) waits for the last write before reading.
 _WRITERS: dict[str, threading.Thread] = {}
@@ -200,7 +201,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             callbacks: an epoch whose checkpoint would take the monitoring over its share
             of the training time is not written (a resume then starts after the last one
             written); before one is measured, a checkpoint's cost is guessed from its bytes
-            (0.5 GB/s), so short epochs of a large model wait for the first one; the last
+            (0.3 GB/s), so short epochs of a large model wait for the first one; the last
             epoch of the ``fit`` is always written. ``None``: every epoch.
 
     Raises:
