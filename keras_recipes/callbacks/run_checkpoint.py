@@ -400,12 +400,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         best_changed = self._update_best(epoch, record)
         final = bool(self.model.stop_training) or epoch + 1 >= int(
             (self.params or {}).get("epochs") or 0)
-        skip = (self.write and self.budget is not None
-                and not self.budget.allow(self._owner, prior=self._prior_seconds(),
-                                          force=final))
-        if self.write and self.budget is not None and not final:  # room for the last one
-            self.budget.reserve(self._owner,
-                                self.budget.expected(self._owner, self._prior_seconds()))
+        budgeted = self.write and self.budget is not None
+        prior = self._prior_seconds() if budgeted else 0.0
+        skip = budgeted and not self.budget.allow(self._owner, prior=prior, force=final)
+        if budgeted and not final:  # room for the last one
+            self.budget.reserve(self._owner, self.budget.expected(self._owner, prior))
         start = time.perf_counter()
         model_arrays = None if skip else self._save(epoch, best_changed)
         if best_changed and self.save_best:  # the snapshot's host copies, not a second copy

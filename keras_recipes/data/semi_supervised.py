@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 
@@ -26,9 +28,17 @@ def _stream_rows(n: int, seed: int, epoch: int, part: int, start: int, stop: int
     before any example twice, and a pure function of ``(seed, epoch)``.
     """
     first, last = start // n, (stop - 1) // n
-    rows = np.concatenate([np.random.default_rng([seed, epoch, part, k]).permutation(n)
+    rows = np.concatenate([_permutation(n, seed, epoch, part, k)
                            for k in range(first, last + 1)])
     return rows[start - first * n: stop - first * n]
+
+
+@functools.lru_cache(maxsize=8)
+def _permutation(n: int, seed: int, epoch: int, part: int, k: int) -> np.ndarray:
+    """One permutation of a stream, drawn once for all the batches that read it."""
+    order = np.random.default_rng([seed, epoch, part, k]).permutation(n)
+    order.flags.writeable = False  # shared by the cache
+    return order
 
 
 class SemiSupervisedBatches(keras.utils.PyDataset):
