@@ -5,7 +5,10 @@ epoch (``tests/recipes/kill_recipe.py`` injects the kill as a callback) and resu
 process (a module fixture shared by the tests), then two short in-process runs that reuse its
 cached source task: an uninterrupted reference and a NaN stop. Nothing is downloaded: the
 recipe falls back to the bundled digits. The recipe's parts (RunCheckpoint, WeightHistogram,
-StopOnNonFinite, epoch_batches, ...) have tests of their own; these check the script.
+StopOnNonFinite, epoch_batches, ...) have tests of their own; these check the script through
+its interface only (``main``: flags, exit status, outputs, extra callbacks), with library
+functions replaced where the real ones would download or train VGG19 (a tiny network in its
+place, the course's data and weights as stand-ins).
 """
 
 from __future__ import annotations
@@ -402,141 +405,219 @@ def test_help_documents_every_flag_after_a_short_description(capsys, keras_backe
     assert first_flag - usage_end <= 25, "\n".join(lines[usage_end:first_flag])
 
 
-def _cfg(**kwargs):
-    cfg = recipe.Defaults(backend=keras.backend.backend(), **kwargs)
-    recipe.check(cfg)
-    return cfg
+class _Inspected(Exception):
+    """Raised by a _ModelProbe that ends the run once the model is seen."""
 
 
-def test_online_default_is_the_course_run(monkeypatch, keras_backend):
-    """With Flowers-102 and the ImageNet weights: the course's run (docs/techniques.md §5)."""
-    monkeypatch.setattr(recipe, "course_missing", lambda cfg: [])
-    cfg = _cfg()
-    plan = recipe.resolve(cfg)
-    assert (plan["data"], plan["weights"], plan["head"], plan["image_size"]) == (
-        "flowers102", "imagenet", "imagenet", 224)
-    assert (plan["batch_size"], plan["scratch"], plan["notice"]) == (32, False, "")
-    assert (cfg.head_epochs, cfg.head_lr, cfg.fine_tune_epochs, cfg.fine_tune_lr,
-            cfg.momentum, cfg.patience) == (10, 1e-3, 10, 1e-4, 0.9, 5)
+class _ModelProbe(keras.callbacks.Callback):
+    """Passed to ``main(extra_callbacks=...)``: records each variant's model as it trains.
+
+    With ``stop=True`` it raises `_Inspected` at the start of the first fit, before any step.
+    """
+
+    def __init__(self, stop=False):
+        super().__init__()
+        self.stop, self.models, self.head_at_start, self.lr_at_end = stop, [], [], []
+
+    def on_train_begin(self, logs=None):
+        net = getattr(self.model, "model", self.model)  # AugmentedModel wraps the network
+        self.models.append(self.model)
+        self.head_at_start.append([np.array(w) for w in net.get_layer("predictions").weights])
+        if self.stop:
+            raise _Inspected
+
+    def on_train_end(self, logs=None):
+        self.lr_at_end.append(_value(self.model.optimizer.learning_rate))
 
 
-def test_offline_default_notice_then_embedded_digits_transfer(monkeypatch, keras_backend):
-    missing = ["ImageNet weights: vgg19_weights_tf_dim_ordering_tf_kernels.h5 not in cache",
-               "Oxford Flowers-102: 102flowers.tgz not in cache"]
-    monkeypatch.setattr(recipe, "course_missing", lambda cfg: missing)
-    cfg = _cfg()
-    plan = recipe.resolve(cfg)
-    assert (plan["data"], plan["weights"], plan["head"], plan["image_size"]) == (
-        "digits", "source", "gap", 32)
-    assert (plan["batch_size"], plan["scratch"]) == (10, True)
-    notice = plan["notice"]
-    assert "OFFLINE" in notice and "--weights PATH" in notice and "--data PATH" in notice
-    assert all(m in notice for m in missing) and "EMBEDDED DEFAULT" in notice
-    assert "digits 0-4" in notice and "digits 5-9" in notice and "from scratch" in notice
-    # The embedded task: target digits 5-9 with few labels per class, source digits 0-4.
-    assert recipe.TARGET_CLASSES == (5, 6, 7, 8, 9) and recipe.SOURCE_CLASSES == (0, 1, 2, 3, 4)
-    assert cfg.train_per_class == 10
+def _value(variable) -> float:
+    return float(keras.ops.convert_to_numpy(variable))
+
+
+def _run_main(args, tmp_path, probe, capsys=None):
+    """main(args) with the probe; returns (exit status or None if the probe stopped it, run)."""
+    policy = keras.config.dtype_policy()
+    try:
+        code = recipe.main([*args, "--verbose", "0", "--out", str(tmp_path / "out")],
+                           extra_callbacks=[probe])
+    except _Inspected:
+        code = None
+    finally:
+        keras.config.set_dtype_policy(policy)  # --mixed-precision sets the global policy
+    return code, _only_run(tmp_path / "out")
+
+
+def _synthetic_splits(size, n=5, classes=3, test=True):
+    from keras_recipes.data import DatasetSplits
+
+    x = np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype("float32")
+    y = (np.arange(n) % classes).astype("int32")
+    return DatasetSplits(train=(x, y), validation=(x, y), test=(x, y) if test else None,
+                         class_names=[str(c) for c in range(classes)], source="synthetic",
+                         counts={"train": n, "validation": n, **({"test": n} if test else {})})
 
 
 @pytest.fixture
 def tiny_backbone(monkeypatch):
-    """build_model on a tiny network in place of VGG19 (same head layer name)."""
+    """A tiny network in place of VGG19 (same head layer name) wherever the recipe builds one."""
+    from keras_recipes import applications
 
     def build(arch, num_classes, **kwargs):
         assert arch == "vgg19" and kwargs["classifier_activation"] is None
+        backbone = keras.Sequential([keras.Input(kwargs["input_shape"]),
+                                     keras.layers.GlobalAveragePooling2D(),
+                                     keras.layers.Dense(4, name="features")], name="backbone")
+        backbone.trainable = not kwargs["freeze_backbone"]
         inputs = keras.Input(kwargs["input_shape"])
-        x = keras.layers.GlobalAveragePooling2D()(inputs)
-        x = keras.layers.Dense(4, name="features")(x)
-        outputs = keras.layers.Dense(num_classes, name="predictions")(x)
+        outputs = keras.layers.Dense(num_classes, name="predictions")(backbone(inputs))
         return keras.Model(inputs, outputs, name=kwargs["name"])
 
-    monkeypatch.setattr(recipe.applications, "build_transfer_model", build)
+    monkeypatch.setattr(applications, "build_transfer_model", build)
 
 
-PLAN = {"head": "gap", "image_size": 8}
+@pytest.fixture
+def course_here(monkeypatch, tmp_path):
+    """The course's inputs (Flowers-102, ImageNet weights) found, as tiny stand-ins."""
+    from keras_recipes import applications
+    from keras_recipes import data as kdata
+
+    monkeypatch.setattr(applications, "imagenet_weights_path",
+                        lambda arch, file: str(tmp_path / file.fname))
+    monkeypatch.setattr(kdata, "oxford_flowers102",
+                        lambda image_size, batch_size, seed: _synthetic_splits(image_size))
 
 
-@pytest.mark.parametrize("augment,layer", [("mixup", "MixUp"), ("cutmix", "CutMix"),
-                                           ("mixup-cutmix", "MixUpOrCutMix")])
-def test_mixing_layers_when_asked(augment, layer, tiny_backbone, keras_backend):
+@pytest.fixture
+def course_missing(monkeypatch):
+    """The course's inputs missing (offline); the messages they give."""
+    from keras_recipes import applications
+    from keras_recipes import data as kdata
+
+    missing = ["ImageNet weights: vgg19_weights_tf_dim_ordering_tf_kernels.h5 not in cache",
+               "Oxford Flowers-102: 102flowers.tgz not in cache"]
+
+    def weights_path(arch, file):
+        raise OSError(missing[0])
+
+    def flowers(**kwargs):
+        raise kdata.DatasetUnavailableError(missing[1])
+
+    monkeypatch.setattr(applications, "imagenet_weights_path", weights_path)
+    monkeypatch.setattr(kdata, "oxford_flowers102", flowers)
+    return missing
+
+
+def test_online_default_is_the_course_run(course_here, tiny_backbone, tmp_path, capsys,
+                                          keras_backend):
+    """With Flowers-102 and the ImageNet weights: the course's run (docs/techniques.md §5)."""
+    probe = _ModelProbe(stop=True)
+    code, run = _run_main([], tmp_path, probe)
+    assert code is None and "OFFLINE" not in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    plan, cfg = config["plan"], config["config"]
+    assert (plan["data"], plan["weights"], plan["head"], plan["image_size"]) == (
+        "flowers102", "imagenet", "imagenet", 224)
+    assert (plan["batch_size"], plan["scratch"], plan["notice"]) == (32, False, "")
+    assert (cfg["head_epochs"], cfg["head_lr"], cfg["fine_tune_epochs"], cfg["fine_tune_lr"],
+            cfg["momentum"], cfg["patience"]) == (10, 1e-3, 10, 1e-4, 0.9, 5)
+    (model,) = probe.models  # phase 1: the head alone, SGD at the head's rate
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert _value(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert _value(model.optimizer.momentum) == pytest.approx(0.9)
+    assert not model.get_layer("backbone").trainable and model.get_layer("predictions").trainable
+    assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
+
+
+def test_offline_default_notice_then_embedded_digits_transfer(course_missing, tiny_backbone,
+                                                              monkeypatch, tmp_path, capsys,
+                                                              keras_backend):
+    from keras_recipes import applications
+
+    pretrained = []
+
+    def pretrain(arch, **kwargs):  # the source task (digits 0-4), not trained here
+        pretrained.append((arch, kwargs["classes"], kwargs["image_size"]))
+        return None, {"val_top1": 1.0}
+
+    monkeypatch.setattr(applications, "pretrain_on_digits", pretrain)
+    code, run = _run_main([], tmp_path, _ModelProbe(stop=True))
+    assert code is None and pretrained == [("vgg19", (0, 1, 2, 3, 4), 32)]
+    plan = json.loads((run / "config.json").read_text())["plan"]
+    assert (plan["data"], plan["weights"], plan["head"], plan["image_size"]) == (
+        "digits", "source", "gap", 32)
+    assert (plan["batch_size"], plan["scratch"]) == (10, True)
+    notice = capsys.readouterr().out
+    assert "OFFLINE" in notice and "--weights PATH" in notice and "--data PATH" in notice
+    assert all(m in notice for m in course_missing) and "EMBEDDED DEFAULT" in notice
+    assert "digits 0-4" in notice and "digits 5-9" in notice and "from scratch" in notice
+    assert "10 labelled images per class" in notice
+
+
+TINY = ["--smoke", "--weights", "none"]
+
+
+def test_mixing_augment_trains_the_network_inside_an_augmented_model(tiny_backbone, tmp_path,
+                                                                      keras_backend):
     from keras_recipes.models import AugmentedModel
 
-    net, model, one_hot = recipe.build_model(_cfg(augment=augment), PLAN, 5, None, False,
-                                             "transfer")
-    assert isinstance(model, AugmentedModel) and model.model is net
-    assert type(model.augmentation).__name__ == layer
-    assert one_hot is None  # the mixing layer makes sparse labels one-hot itself
-    # The head starts at zero: uniform predictions, loss ln 5 on any image.
-    x = np.random.default_rng(0).uniform(0, 255, (10, 8, 8, 3)).astype("float32")
-    y = (np.arange(10) % 5).astype("int32")
-    np.testing.assert_allclose(net.predict(x, verbose=0), 0.0)
-    before = [np.array(w) for w in net.get_weights()]
-    hist = model.fit(x, y, batch_size=5, epochs=1, validation_data=(x, y), shuffle=False,
-                     verbose=0)
-    assert np.isfinite(hist.history["loss"][0]) and "val_top5" in hist.history
-    assert any(not np.allclose(a, b) for a, b in zip(before, net.get_weights(), strict=True))
+    probe = _ModelProbe()
+    code, run = _run_main([*TINY, "--scratch", "no", "--augment", "mixup-cutmix"], tmp_path,
+                          probe)
+    assert code == 0
+    (model,) = probe.models
+    assert isinstance(model, AugmentedModel)
+    assert type(model.augmentation).__name__ == "MixUpOrCutMix"
+    # The head starts at zero (uniform predictions, loss ln 5), then trains.
+    assert all(not w.any() for w in probe.head_at_start[0])
+    assert any(np.array(w).any() for w in model.model.get_layer("predictions").weights)
+    history = _metrics(tmp_path / "out")["variants"]["transfer"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert all(np.isfinite(h["loss"]) and 0 <= h["val_top5"] <= 1 for h in history)
 
 
-def test_label_smoothing_loss_and_one_hot_pipeline(tiny_backbone, keras_backend):
-    cfg = _cfg(label_smoothing=0.1)
-    net, model, one_hot = recipe.build_model(cfg, PLAN, 5, None, False, "transfer")
-    assert model is net and one_hot == 5  # the pipeline makes the labels one-hot
-    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
-    # Loss at the zero head (uniform p = 1/5) is -log(1/5) whatever the smoothing.
-    x = np.ones((5, 8, 8, 3), "float32")
-    y = np.eye(5, dtype="float32")
-    assert float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"]) == pytest.approx(
-        np.log(5), rel=1e-5)
-    _, plain, one_hot = recipe.build_model(_cfg(), PLAN, 5, None, False, "transfer")
-    assert one_hot is None  # sparse labels without smoothing
-    assert isinstance(plain.loss, keras.losses.SparseCategoricalCrossentropy)
+def test_label_smoothing_clipping_and_learning_rates_per_variant(tiny_backbone, tmp_path,
+                                                                 keras_backend):
+    probe = _ModelProbe()
+    code, _ = _run_main([*TINY, "--scratch", "yes", "--label-smoothing", "0.1",
+                         "--global-clipnorm", "2"], tmp_path, probe)
+    assert code == 0  # trained: the pipeline gave the smoothed loss one-hot labels
+    transfer, scratch = probe.models
+    for m in (transfer, scratch):
+        assert isinstance(m.loss, keras.losses.CategoricalCrossentropy)
+        assert m.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+        assert m.optimizer.global_clipnorm == 2.0 and m.optimizer.clipnorm is None
+        assert _value(m.optimizer.momentum) == pytest.approx(0.9)
+    # Transfer: head at 1e-3, then fine-tuning at 1e-4; scratch: 1e-3 throughout.
+    assert probe.lr_at_end == pytest.approx([1e-4, 1e-3])
 
 
-def test_mixed_precision_keeps_float32_logits_and_jit_flag(tiny_backbone, keras_backend):
-    policy = keras.config.dtype_policy()
-    try:
-        keras.config.set_dtype_policy("mixed_bfloat16")
-        net, model, _ = recipe.build_model(_cfg(jit=True), PLAN, 5, None, False, "transfer")
-    finally:
-        keras.config.set_dtype_policy(policy)
-    assert net.get_layer("predictions").compute_dtype == "bfloat16"
-    assert net.output.dtype == "float32"
+def test_fine_tuning_only_mixed_precision_and_jit(tiny_backbone, tmp_path, keras_backend):
+    probe = _ModelProbe(stop=True)
+    code, _ = _run_main([*TINY, "--scratch", "no", "--head-epochs", "0", "--mixed-precision",
+                         "--jit"], tmp_path, probe)
+    assert code is None
+    (model,) = probe.models
+    assert _value(model.optimizer.learning_rate) == pytest.approx(1e-4)  # no head phase
+    assert model.get_layer("backbone").trainable
+    assert model.get_layer("predictions").compute_dtype in ("bfloat16", "float16")
+    assert model.output.dtype == "float32"  # logits stay float32 under mixed precision
     assert model.jit_compile is True
 
 
-def test_learning_rates_and_clipping_per_variant(tiny_backbone, keras_backend):
-    cfg = _cfg(global_clipnorm=2.0)
-    _, transfer, _ = recipe.build_model(cfg, PLAN, 5, None, True, "transfer")
-    _, fine_tune_only, _ = recipe.build_model(cfg, PLAN, 5, None, False, "transfer")
-    _, scratch, _ = recipe.build_model(cfg, PLAN, 5, None, False, "scratch")
-    rates = [float(keras.ops.convert_to_numpy(m.optimizer.learning_rate))
-             for m in (transfer, fine_tune_only, scratch)]
-    assert rates == pytest.approx([1e-3, 1e-4, 1e-3])
-    for m in (transfer, fine_tune_only, scratch):
-        assert m.optimizer.global_clipnorm == 2.0 and m.optimizer.clipnorm is None
-        assert float(keras.ops.convert_to_numpy(m.optimizer.momentum)) == pytest.approx(0.9)
-
-
 def test_variant_without_a_test_split_trains_and_reports_no_test_scores(
-        tiny_backbone, tmp_path, keras_backend):
-    from keras_recipes.data import DatasetSplits
-    from keras_recipes.distribute import setup
+        tiny_backbone, monkeypatch, tmp_path, keras_backend):
+    from keras_recipes import data as kdata
 
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (10, 8, 8, 3)).astype("float32")
-    y = (np.arange(10) % 5).astype("int32")
-    splits = DatasetSplits(train=(x, y), validation=(x, y), test=None,
-                           class_names=list("abcde"), source="synthetic",
-                           counts={"train": 10, "validation": 10})
-    cfg = _cfg(head_epochs=0, fine_tune_epochs=2, histogram_freq=0, verbose=0)
-    plan = {**PLAN, "batch_size": 5}
-    with contextlib.redirect_stdout(io.StringIO()):
-        res = recipe.train_variant("transfer", cfg, plan, setup("none"), splits, tmp_path,
-                                   None, ())
+    monkeypatch.setattr(kdata, "load_digits", lambda size, **kw: _synthetic_splits(
+        size, n=10, classes=5, test=False))
+    code, run = _run_main([*TINY, "--scratch", "no", "--head-epochs", "0"], tmp_path,
+                          _ModelProbe())
+    assert code == 0
+    res = _metrics(tmp_path / "out")["variants"]["transfer"]
     assert [h["epoch"] for h in res["history"]] == [1, 2]
     assert not any(k.startswith("test_") for h in res["history"] for k in h)
     assert res["final"]["test_top1"] is None and res["stop_reason"] == "completed"
-    assert (tmp_path / "best.keras").is_file()
+    assert (run / "best.keras").is_file()
 
 
 def test_folder_with_undecodable_files_trains_and_reports_them(tmp_path, tiny_backbone,
