@@ -153,7 +153,7 @@ def run_library(context, log_root: str) -> tuple[dict, keras.Model]:
     EarlyStopping stops after epoch 1, GradientHistogram (chief only) logs the
     captured gradients; ``global_clipnorm`` is active. Same global batches.
     """
-    from keras_recipes.callbacks.event_writer import read_scalars
+    from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
 
     x, y = data(0)
     kwargs = {"batch_size": BATCH, "epochs": 3, "verbose": 0, "shuffle": False}
@@ -186,11 +186,16 @@ def run_library(context, log_root: str) -> tuple[dict, keras.Model]:
         "logs": {k: [float(v) for v in vals] for k, vals in logs_many.items()},
     }
     if context.is_chief:
-        scalars = {name: read_scalars(os.path.join(d, "train"))
-                   for name, d in (("many", dir_many), ("one", dir_one))}
-        norms = {name: [v for _, v in sorted(s.get("gradient_norm/global", []))]
-                 for name, s in scalars.items()}
-        report["gradient_norms"] = norms
+        dirs = {"many": os.path.join(dir_many, "train"), "one": os.path.join(dir_one, "train")}
+        # Every gradient_norm/* scalar (global and per weight) and every gradients/*
+        # histogram (buckets: left edge, right edge, count), as {tag: [(step, value)]}.
+        report["gradient_norms"] = {
+            name: {tag: sorted(values) for tag, values in read_scalars(d).items()
+                   if tag.startswith("gradient_norm/")} for name, d in dirs.items()}
+        report["gradient_histograms"] = {
+            name: {tag: sorted((step, buckets.tolist()) for step, buckets in values)
+                   for tag, values in read_histograms(d).items()
+                   if tag.startswith("gradients/")} for name, d in dirs.items()}
         report["event_files"] = sorted(
             os.path.relpath(root, log_root)
             for root, _, files in os.walk(os.path.join(log_root, "many"))
