@@ -18,8 +18,14 @@ Where the copy goes depends on the backend (the one dispatch table below):
   a ``tf.cond`` that assigns the gradients to non-trainable ``tf.Variable``
   accumulators created outside the function (not tracked by the model or the
   optimizer). Under a multi-replica ``tf.distribute`` strategy each replica's
-  ``apply`` receives its own partial, not yet all-reduced, gradients, so
-  capturing raises a ``ValueError`` there (a probe batch works).
+  ``apply`` receives its own partial, not yet all-reduced, gradients: there the
+  wrapper goes on the optimizer's ``_all_reduce_sum_gradients`` instead and
+  copies its output, the gradients summed over the replicas that the update
+  applies (Keras scales each replica's loss by ``1/N``: the one-device scale).
+  An optimizer that clips (``clipnorm``, ``clipvalue``, ``global_clipnorm``)
+  is refused there with a ``ValueError``: Keras clips each replica's part
+  before the sum, so no gradient of that run equals the one-device one
+  (``keras_recipes.distribute`` sums first, and capture reads ``apply`` again).
 - ``jax``: the step is pure (``stateless_apply``); variables outside its state
   cannot be written from inside it. The wrapper adds a ``jax.lax.cond`` whose
   true branch hands the gradients to the host with ``jax.debug.callback``;
@@ -52,6 +58,9 @@ __all__ = ["capture_gradients", "distribution_loss_scale"]
 class _Capture:
     """Shared bookkeeping; subclasses implement `_make_apply` and `_read`."""
 
+    #: The optimizer method the wrapper replaces (see `_make_hook`).
+    hook = "apply"
+
     def __init__(self, optimizer, period: int, phase: int):
         self.optimizer = optimizer
         self.target = getattr(optimizer, "inner_optimizer", optimizer)
@@ -69,30 +78,34 @@ class _Capture:
     def install(self) -> None:
         if self._installed:
             return
-        self._previous = vars(self.target).get("apply")  # another capture's wrapper, or None
-        original = self.target.apply
-        inner = self._make_apply(original)
+        hook = self.hook
+        self._previous = vars(self.target).get(hook)  # another capture's wrapper, or None
+        original = getattr(self.target, hook)
+        inner = self._make_hook(original)
         active = self
 
-        def apply(grads, trainable_variables=None):
+        def wrapper(*args, **kwargs):
             if not active._installed:  # removed while wrapped by a later capture
-                return original(grads, trainable_variables)
-            return inner(grads, trainable_variables)
+                return original(*args, **kwargs)
+            return inner(*args, **kwargs)
 
-        self._wrapper = apply
+        self._wrapper = wrapper
         # An instance attribute shadows the class method; remove() takes it away.
-        object.__setattr__(self.target, "apply", apply)
+        object.__setattr__(self.target, hook, wrapper)
         self._installed = True
+
+    def _make_hook(self, original: Callable) -> Callable:
+        return self._make_apply(original)
 
     def remove(self) -> None:
         if not self._installed:
             return
         self._installed = False
-        if vars(self.target).get("apply") is self._wrapper:
+        if vars(self.target).get(self.hook) is self._wrapper:
             if self._previous is None:
-                object.__delattr__(self.target, "apply")
+                object.__delattr__(self.target, self.hook)
             else:
-                object.__setattr__(self.target, "apply", self._previous)
+                object.__setattr__(self.target, self.hook, self._previous)
         # Otherwise a later capture wrapped ours: ours now passes calls straight through.
 
     def fetch(self) -> tuple[int, list, list[np.ndarray]] | None:
@@ -153,17 +166,24 @@ class _TensorFlowCapture(_Capture):
         strategy = getattr(value, "distribute_strategy", None)
         if (strategy is not None and strategy.num_replicas_in_sync > 1
                 and not getattr(self.target, "sums_replica_gradients_first", False)):
-            # Each replica's optimizer.apply receives its own (not yet all-reduced)
-            # gradients: a copy would hold one replica's partial gradients. (Training
-            # through keras_recipes.distribute sums them before `apply` sees them.)
-            raise ValueError(
-                "Capturing gradients from the training steps is not supported under a "
-                f"multi-replica tf.distribute strategy ({type(strategy).__name__}, "
-                f"{strategy.num_replicas_in_sync} replicas): the optimizer receives each "
-                "replica's partial gradients. Use a probe batch instead (GradientHistogram("
-                "..., data=(x, y))), or train with keras_recipes.distribute "
-                "(`setup('mirrored').fit(...)`), which sums them first."
-            )
+            # Each replica's `apply` receives its own part of the gradient; the sum
+            # over replicas is made in `_all_reduce_sum_gradients`: copy its output.
+            clips = {k: getattr(self.target, k, None)
+                     for k in ("clipnorm", "clipvalue", "global_clipnorm")}
+            clips = {k: v for k, v in clips.items() if v is not None}
+            if clips:
+                raise ValueError(
+                    "Capturing gradients from the training steps under a multi-replica "
+                    f"tf.distribute strategy ({type(strategy).__name__}, "
+                    f"{strategy.num_replicas_in_sync} replicas) with an optimizer that clips "
+                    f"({', '.join(f'{k}={v}' for k, v in clips.items())}) is not supported: "
+                    "Keras clips each replica's partial gradient before summing them, so "
+                    "the run's gradients are not the one-device ones. Train with "
+                    "keras_recipes.distribute (`setup('mirrored').fit(...)`), which sums "
+                    "them before the clip, or log a probe batch (GradientHistogram(..., "
+                    "data=(x, y)))."
+                )
+            self.hook = "_all_reduce_sum_gradients"
         with tf.init_scope():
             self._accumulators = {
                 id(v): tf.Variable(
@@ -174,35 +194,45 @@ class _TensorFlowCapture(_Capture):
             self._step = tf.Variable(-1, dtype="int64", trainable=False, name="grad_capture_step")
         self._traced_variables: list = []
 
-    def _make_apply(self, original: Callable) -> Callable:
-        tf = self._tf
+    def _make_hook(self, original: Callable) -> Callable:
+        if self.hook == "apply":
+            return self._make_apply(original)
+        target = self.target
 
+        def all_reduce_sum_gradients(grads_and_vars):
+            reduced = list(original(grads_and_vars))
+            # The pairs hold the variables' tf values: match them by the optimizer's key.
+            by_key = {target._var_key(v): v for v in self.variables}
+            present = [(g, by_key.get(target._var_key(v))) for g, v in reduced if g is not None]
+            self._copy_on_capture_steps([g for g, _ in present], [v for _, v in present])
+            return reduced
+
+        return all_reduce_sum_gradients
+
+    def _copy_on_capture_steps(self, grads: list, variables: list) -> None:
+        tf = self._tf
+        pairs = [(self._accumulators[id(v)], g) for v, g in zip(variables, grads, strict=True)
+                 if v is not None and id(v) in self._accumulators]
+        self._traced_variables = [v for v in variables
+                                  if v is not None and id(v) in self._accumulators]
+        step = tf.cast(tf.convert_to_tensor(self.target.iterations), "int64") + 1
+
+        def copy():
+            for acc, g in pairs:
+                acc.assign(tf.convert_to_tensor(g))
+            self._step.assign(step)
+            return tf.constant(True)
+
+        tf.cond(tf.equal(tf.math.floormod(step - self.phase, self.period), 0), copy,
+                lambda: tf.constant(False))
+
+    def _make_apply(self, original: Callable) -> Callable:
         def apply(grads, trainable_variables=None):
             grads = list(grads)
             if grads:
                 variables = self._variables_of(trainable_variables)
-                pairs = [
-                    (self._accumulators[id(v)], g)
-                    for v, g in zip(variables, grads, strict=True)
-                    if g is not None and id(v) in self._accumulators
-                ]
-                self._traced_variables = [
-                    v for v, g in zip(variables, grads, strict=True)
-                    if g is not None and id(v) in self._accumulators
-                ]
-                step = tf.cast(tf.convert_to_tensor(self.target.iterations), "int64") + 1
-
-                def copy():
-                    for acc, g in pairs:
-                        acc.assign(tf.convert_to_tensor(g))
-                    self._step.assign(step)
-                    return tf.constant(True)
-
-                tf.cond(
-                    tf.equal(tf.math.floormod(step - self.phase, self.period), 0),
-                    copy,
-                    lambda: tf.constant(False),
-                )
+                present = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
+                self._copy_on_capture_steps([g for g, _ in present], [v for _, v in present])
             return original(grads, trainable_variables)
 
         return apply

@@ -144,9 +144,12 @@ class GradientHistogram(keras.callbacks.Callback):
       ``keras_recipes.backend.gradient_capture``). ``every="epoch"`` captures
       the last step of each epoch (needs a known number of steps per epoch;
       when unknown, capture starts once the first epoch has counted them),
-      ``every=N`` every N-th training step. Not available under a
-      multi-replica ``tf.distribute`` strategy (each replica's optimizer sees
-      only its partial gradients; a ``ValueError`` says so): use `data` there.
+      ``every=N`` every N-th training step. Under data parallelism
+      (``keras_recipes.distribute`` on every engine, or Keras's own ``fit`` in
+      a multi-replica ``tf.distribute`` scope) these are the gradients summed
+      over the replicas, on the scale of a one-device run of the same global
+      batch; Keras's own multi-replica ``fit`` with a clipping optimizer is
+      refused (a ``ValueError`` says why).
     - ``data=(x, y)`` / ``(x, y, sample_weight)`` or a dataset (its first batch
       is kept): gradients of the loss on that fixed **probe batch** (the
       course uses 100 held-out samples), computed after the epoch
@@ -222,7 +225,8 @@ class GradientHistogram(keras.callbacks.Callback):
         ValueError: for an invalid argument (at construction); at
             ``on_train_begin``, for a `data` whose batches are not ``(x, y)``
             or ``(x, y, sample_weight)``, and for capturing (``data=None``)
-            under a multi-replica ``tf.distribute`` strategy.
+            in Keras's own ``fit`` under a multi-replica ``tf.distribute``
+            strategy with an optimizer that clips.
 
     References:
         - Glorot & Bengio, "Understanding the difficulty of training deep

@@ -369,8 +369,14 @@ def test_works_with_tensorflow_not_importable(tmp_path):
 
 @pytest.mark.skipif(BACKEND != "tensorflow",
                     reason="tf.distribute strategies exist only on the TensorFlow backend")
-def test_tf_distribute_scope_probe_works_and_capture_is_refused(tmp_path):
-    """fit inside a strategy scope: variables read there are MirroredVariables."""
+def test_plain_tf_distribute_captures_the_summed_gradients_and_probe_works(tmp_path):
+    """Keras's own fit in a MirroredStrategy scope (no keras_recipes.distribute), 2 replicas.
+
+    Each replica's optimizer receives its partial gradient; the capture reads the sum over
+    replicas the update applies: every norm and histogram equals the one-device run's, the
+    weights are bitwise those of the same run without the callback, and an optimizer that
+    clips (Keras clips each replica's part) is refused by name.
+    """
     script = textwrap.dedent(f"""
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -378,35 +384,70 @@ def test_tf_distribute_scope_probe_works_and_capture_is_refused(tmp_path):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras, numpy as np
         from keras_recipes.callbacks import GradientHistogram
-        from keras_recipes.callbacks.event_writer import read_scalars
+        from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
         rng = np.random.default_rng(0)
-        x = rng.normal(size=(8, 3)).astype("float32")
-        y = rng.normal(size=(8, 2)).astype("float32")
-        for devices in (["/cpu:0", "/cpu:1"], ["/cpu:0"]):
-            log_dir = {str(tmp_path)!r} + f"/{{len(devices)}}"
+        x = rng.normal(size=(16, 3)).astype("float32")
+        y = rng.normal(size=(16, 2)).astype("float32")
+        init = [rng.normal(size=s).astype("float32") for s in ((3, 4), (4,), (4, 2), (2,))]
+
+        def build(devices, **optimizer):
             with tf.distribute.MirroredStrategy(devices).scope():
-                model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")],
-                                         name="m")
-                model.compile(optimizer="sgd", loss="mse")
-                capture = GradientHistogram(log_dir + "/capture", verbose=0)
-                if len(devices) == 2:
-                    try:
-                        model.fit(x, y, batch_size=4, verbose=0, callbacks=[capture])
-                    except ValueError as e:
-                        assert "multi-replica tf.distribute" in str(e), e
-                        assert "data=(x, y)" in str(e), e
-                    else:
-                        raise AssertionError("no error")
-                else:  # one replica: the optimizer sees the whole gradient
-                    model.fit(x, y, batch_size=4, verbose=0, callbacks=[capture])
-                    assert capture.logged_steps == [0], capture.logged_steps
-                probe = GradientHistogram(log_dir + "/probe", data=(x, y), verbose=0)
-                model.fit(x, y, batch_size=4, verbose=0, callbacks=[probe])
-                assert probe.logged_steps == [0], probe.logged_steps
-            w, b = (np.asarray(v.numpy()) for v in model.layers[0].weights)
-            want = 2.0 / y.size * x.T @ (x @ w + b - y)  # d/dW mean((xW + b - y)^2)
-            got = read_scalars(log_dir + "/probe/train")["gradient_norm/m/d/kernel"]
-            np.testing.assert_allclose(got[0][1], np.linalg.norm(want), rtol=1e-5)
+                model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+                    4, activation="tanh", name="a"), keras.layers.Dense(2, name="d")], name="m")
+                for w, v in zip(model.weights, init):
+                    w.assign(v)
+                model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, **optimizer),
+                              loss="mse")
+            return model
+
+        def fit(model, callbacks):
+            model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False,
+                      callbacks=callbacks)
+            return [np.asarray(w.numpy()) for w in model.weights]
+
+        logs, weights = {{}}, {{}}
+        for n, devices in ((2, ["/cpu:0", "/cpu:1"]), (1, ["/cpu:0"])):
+            capture = GradientHistogram({str(tmp_path)!r} + f"/{{n}}", verbose=0)
+            weights[n] = fit(build(devices), [capture])
+            assert capture.logged_steps == [0, 1], capture.logged_steps
+            train = {str(tmp_path)!r} + f"/{{n}}/train"
+            logs[n] = (read_scalars(train), read_histograms(train))
+        (norms, hists), (norms1, hists1) = logs[2], logs[1]
+        tags = sorted(t for t in norms1 if t.startswith("gradient_norm/"))
+        assert tags == ["gradient_norm/global", "gradient_norm/m/a/bias",
+                        "gradient_norm/m/a/kernel", "gradient_norm/m/d/bias",
+                        "gradient_norm/m/d/kernel"], tags
+        for tag in tags:
+            assert [s for s, _ in norms[tag]] == [s for s, _ in norms1[tag]] == [0, 1]
+            np.testing.assert_allclose([v for _, v in norms[tag]],
+                                       [v for _, v in norms1[tag]], rtol=1e-5, err_msg=tag)
+        assert sorted(hists) == sorted(hists1) and len(hists1) == 4
+        for tag in hists1:
+            for (_, a), (_, b) in zip(hists[tag], hists1[tag], strict=True):
+                np.testing.assert_allclose(a[:, :2], b[:, :2], rtol=1e-5, atol=1e-7)
+                np.testing.assert_array_equal(a[:, 2], b[:, 2])
+        # Two replicas without the callback: bitwise the same weights.
+        for a, b in zip(fit(build(["/cpu:0", "/cpu:1"]), []), weights[2], strict=True):
+            np.testing.assert_array_equal(a, b)
+        try:
+            fit(build(["/cpu:0", "/cpu:1"], clipnorm=1.0),
+                [GradientHistogram({str(tmp_path)!r} + "/clip", verbose=0)])
+        except ValueError as e:
+            assert "clipnorm=1.0" in str(e) and "setup('mirrored')" in str(e), e
+            assert "data=(x, y)" in str(e), e
+        else:
+            raise AssertionError("no error")
+        # A probe batch inside the scope: Keras's 1/N loss scaling undone (NumPy reference).
+        model = build(["/cpu:0", "/cpu:1"])
+        probe = GradientHistogram({str(tmp_path)!r} + "/probe", data=(x, y), verbose=0)
+        model.fit(x, y, batch_size=8, verbose=0, callbacks=[probe])
+        assert probe.logged_steps == [0], probe.logged_steps
+        w, b = (np.asarray(v.numpy(), "float64") for v in model.get_layer("d").weights)
+        h = np.tanh(x @ model.get_layer("a").weights[0].numpy()
+                    + model.get_layer("a").weights[1].numpy())
+        want = 2.0 / y.size * h.T @ (h @ w + b - y)  # d/dW mean((hW + b - y)^2)
+        got = read_scalars({str(tmp_path)!r} + "/probe/train")["gradient_norm/m/d/kernel"]
+        np.testing.assert_allclose(got[0][1], np.linalg.norm(want), rtol=1e-5)
         print("OK")
     """)
     env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
