@@ -456,6 +456,55 @@ def test_plain_tf_distribute_captures_the_summed_gradients_and_probe_works(tmp_p
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
 
 
+@pytest.mark.skipif(BACKEND != "jax",
+                    reason="keras.distribution runs on the jax backend only")
+def test_plain_keras_distribution_data_parallel_captures_the_global_gradients(tmp_path):
+    """Keras's own fit under keras.distribution.DataParallel over 2 XLA host devices."""
+    script = textwrap.dedent(f"""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        import jax, keras, numpy as np
+        assert jax.device_count() == 2
+        from keras_recipes.callbacks import GradientHistogram
+        from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(16, 3)).astype("float32")
+        y = rng.normal(size=(16, 2)).astype("float32")
+        init = [rng.normal(size=s).astype("float32") for s in ((3, 4), (4,), (4, 2), (2,))]
+        logs = {{}}
+        for n in (2, 1):
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(devices=jax.devices()[:2]) if n == 2 else None)
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+                4, activation="tanh", name="a"), keras.layers.Dense(2, name="d")], name="m")
+            for w, v in zip(model.weights, init):
+                w.assign(v)
+            model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+            capture = GradientHistogram({str(tmp_path)!r} + f"/{{n}}", verbose=0)
+            model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False,
+                      callbacks=[capture])
+            assert capture.logged_steps == [0, 1], capture.logged_steps
+            train = {str(tmp_path)!r} + f"/{{n}}/train"
+            logs[n] = (read_scalars(train), read_histograms(train))
+        (norms, hists), (norms1, hists1) = logs[2], logs[1]
+        tags = sorted(t for t in norms1 if t.startswith("gradient_norm/"))
+        assert len(tags) == 5 and sorted(t for t in norms if t.startswith("gradient_norm/")) == tags
+        for tag in tags:
+            np.testing.assert_allclose([v for _, v in norms[tag]],
+                                       [v for _, v in norms1[tag]], rtol=1e-5, err_msg=tag)
+        assert sorted(hists) == sorted(hists1) and len(hists1) == 4
+        for tag in hists1:
+            for (_, a), (_, b) in zip(hists[tag], hists1[tag], strict=True):
+                np.testing.assert_allclose(a[:, :2], b[:, :2], rtol=1e-5, atol=1e-7)
+                np.testing.assert_array_equal(a[:, 2], b[:, 2])
+        print("OK")
+    """)
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
+    out = processes.run([sys.executable, "-c", script], env=env, capture_output=True,
+                        text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow",
                     reason="keras.callbacks.TensorBoard needs TensorFlow; under torch and jax "
                            "test_works_with_tensorflow_not_importable shows it fails without it")
