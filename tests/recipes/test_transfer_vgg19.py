@@ -2,8 +2,9 @@
 
 Time budget: one `--smoke` run as a subprocess, killed with SIGKILL at the end of a training
 epoch (``tests/recipes/kill_recipe.py`` injects the kill as a callback) and resumed in this
-process (a module fixture shared by the tests), then two short in-process runs that reuse its
-cached source task: an uninterrupted reference and a NaN stop. Nothing is downloaded: the
+process (a module fixture shared by the tests), then two short runs that reuse its cached
+source task: an uninterrupted reference on 2 replicas (each backend's ``--distribute`` engine,
+a subprocess) and a NaN stop (in-process). Nothing is downloaded: the
 recipe falls back to the bundled digits. The recipe's parts (RunCheckpoint, WeightHistogram,
 StopOnNonFinite, epoch_batches, ...) have tests of their own; these check the script through
 its interface only (``main``: flags, exit status, outputs, extra callbacks), with library
@@ -237,12 +238,75 @@ def test_recipe_callbacks_keep_keras_async_dispatch(smoke, keras_backend):
     assert keras_backend_module.IS_THREAD_SAFE is (keras_backend != "tensorflow")
 
 
-def test_resumed_run_matches_uninterrupted_run(smoke, tmp_path, keras_backend):
-    """The killed-and-resumed run ends with the metrics and weights of an uninterrupted run.
+# The uninterrupted reference runs on 2 replicas: each backend's engine, in a fresh process.
+_TWO_CPUS_THEN_RECIPE = """
+import runpy, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, sys.argv[1] + "/recipes")
+sys.argv = [sys.argv[1] + "/recipes/transfer_vgg19.py", *sys.argv[2:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
-    Under jax the uninterrupted reference is also the ``--distribute`` check: it runs on 2
-    XLA host devices (``data_parallel``, same global batch of 10, 5 per replica), so it
-    must match the resumed 1-device run within float tolerance.
+
+def _two_replica_command(args: list[str]) -> tuple[list[str], dict, str]:
+    """(command, environment, engine): the recipe on 2 replicas under this backend."""
+    backend = keras.backend.backend()
+    if backend == "jax":  # 2 XLA host devices in one process
+        return ([sys.executable, str(SCRIPT), *args, "--distribute", "data_parallel"],
+                _env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), "data_parallel")
+    if backend == "tensorflow":  # the CPU split into 2 logical devices before TF starts
+        return ([sys.executable, "-c", _TWO_CPUS_THEN_RECIPE, str(ROOT), *args, "--distribute",
+                 "mirrored"], _env(), "mirrored")
+    from tests.distribute.launch import free_loopback_port
+
+    extra = {"GLOO_SOCKET_IFNAME": "lo"} if Path("/sys/class/net/lo").exists() else {}
+    return ([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+             "--master_addr=127.0.0.1", f"--master_port={free_loopback_port()}", str(SCRIPT),
+             *args, "--distribute", "ddp"], _env(OMP_NUM_THREADS="1", **extra), "ddp")
+
+
+def _assert_same_gradient_logs(got_run: Path, want_run: Path) -> None:
+    """GradientHistogram's events of two runs: same tags and steps, equal norms, histograms.
+
+    Float tolerance: the 2-replica run sums its gradients in another order, which moves a
+    few of a layer's 10^5-10^6 entries across a bucket edge, and the head's bias gradient
+    (balanced classes) is rounding noise ~1e-8 of the global norm: its histogram is skipped.
+    """
+    got_s, want_s = (read_scalars(r / "logs" / "transfer" / "train") for r in (got_run, want_run))
+    got_h, want_h = (read_histograms(r / "logs" / "transfer" / "train")
+                     for r in (got_run, want_run))
+    norms = sorted(t for t in want_s if t.startswith("gradient_norm/"))
+    assert norms == sorted(t for t in got_s if t.startswith("gradient_norm/"))
+    assert "gradient_norm/backbone/block1_conv1/kernel" in norms
+    scale = max(v for _, v in want_s["gradient_norm/global"])
+    for tag in norms:
+        got, want = sorted(got_s[tag]), sorted(want_s[tag])
+        assert [s for s, _ in got] == [s for s, _ in want], tag
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in want], rtol=1e-4,
+                                   atol=1e-5 * scale, err_msg=tag)
+    tags = sorted(t for t in want_h if t.startswith("gradients/"))
+    assert tags == sorted(t for t in got_h if t.startswith("gradients/")) and len(tags) > 30
+    for tag in tags:
+        norm = dict(want_s[tag.replace("gradients/", "gradient_norm/")])
+        for (step, g), (_, w) in zip(sorted(got_h[tag], key=lambda p: p[0]),
+                                     sorted(want_h[tag], key=lambda p: p[0]), strict=True):
+            if norm[step] < 1e-4 * scale:
+                continue
+            assert g.shape == w.shape and g[:, 2].sum() == w[:, 2].sum(), (tag, step)
+            np.testing.assert_allclose(g[:, :2], w[:, :2], rtol=1e-4,
+                                       atol=1e-4 * np.abs(w[:, :2]).max(), err_msg=tag)
+            assert np.abs(g[:, 2] - w[:, 2]).sum() <= 1e-4 * w[:, 2].sum() + 2, (tag, step)
+
+
+def test_resumed_run_matches_uninterrupted_run_on_two_replicas(smoke, tmp_path, keras_backend):
+    """The killed-and-resumed run ends with the metrics, weights and gradient logs of an
+    uninterrupted run, which is also the ``--distribute`` check: it runs on 2 replicas (jax
+    ``data_parallel`` over 2 XLA host devices, tensorflow ``mirrored`` over 2 logical CPUs,
+    torch ``ddp`` with 2 processes under torchrun; same global batch of 10, 5 per replica),
+    so it must match the resumed 1-device run within float tolerance, GradientHistogram's
+    histograms and norms included (the gradients summed over the replicas).
     """
     resumed_out, code = smoke[0], smoke[4]
     assert code == 0
@@ -250,20 +314,17 @@ def test_resumed_run_matches_uninterrupted_run(smoke, tmp_path, keras_backend):
     # The transfer run is the one that was killed and resumed (the from-scratch run started
     # after the resume), so the reference skips the from-scratch run.
     args = [*SMOKE, "--scratch", "no", "--out", str(out)]
-    rel = 1e-5
-    if keras_backend == "jax":
-        proc = processes.run(
-            [sys.executable, str(SCRIPT), *args, "--distribute", "data_parallel"],
-            env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), cwd=ROOT,
-            capture_output=True, text=True, timeout=TIMEOUT)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert "data_parallel over 2 replicas (1 process(es)); global batch 10" in proc.stdout
-        assert _metrics(out)["summary"]["distribute"] == {
-            "kind": "data_parallel", "replicas": 2, "processes": 1}
-        rel = 1e-4  # the gradient is summed over 2 devices in another order
-    else:
-        with contextlib.redirect_stdout(io.StringIO()):
-            assert recipe.main(args) == 0
+    rel = 1e-4  # the gradient is summed over 2 replicas in another order
+    command, env, engine = _two_replica_command(args)
+    proc = processes.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    processes_ = 2 if engine == "ddp" else 1
+    assert (f"{engine} over 2 replicas ({processes_} process(es)); global batch 10"
+            in proc.stdout)
+    assert _metrics(out)["summary"]["distribute"] == {
+        "kind": engine, "replicas": 2, "processes": processes_}
+    _assert_same_gradient_logs(_only_run(out), _only_run(resumed_out))
     want, got = _metrics(out), _metrics(resumed_out)
     g, w = got["variants"]["transfer"], want["variants"]["transfer"]
     assert len(g["history"]) == len(w["history"]) == 3
