@@ -53,6 +53,24 @@ _U_X = _U_PERM + 4
 _N_UNIFORMS = _U_PERM + 5
 
 
+def _image_preprocessing_base() -> type:
+    """Keras's ``BaseImagePreprocessingLayer``, the base of its own MixUp and CutMix."""
+    # Keras 3.15 exports no public name for it: reach it through the MRO of the public
+    # keras.layers.RandomFlip, rather than keras.src, whose module paths are private.
+    for cls in getattr(getattr(keras.layers, "RandomFlip", None), "__mro__", ()):
+        if cls.__name__ == "BaseImagePreprocessingLayer":
+            return cls
+    raise ImportError(
+        "keras_recipes' MixUp, CutMix and MixUpOrCutMix are Keras image-preprocessing "
+        "layers: they need Keras's BaseImagePreprocessingLayer, a base class of "
+        "keras.layers.RandomFlip (as in Keras 3.15, the version they are tested with). "
+        f"Received: Keras {keras.__version__}, where keras.layers.RandomFlip has no such base"
+    )
+
+
+_BASE = _image_preprocessing_base()
+
+
 def _invalid(name, expected, value):
     return ValueError(
         f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
@@ -130,8 +148,25 @@ def _is_float(dtype: str) -> bool:
     return "float" in dtype
 
 
-class BaseMixingLayer(keras.layers.Layer):
+class BaseMixingLayer(_BASE):
     """Base of the mixing layers; subclasses set the mixing arguments.
+
+    A Keras image-preprocessing layer (``BaseImagePreprocessingLayer``, the
+    base of ``keras.layers.MixUp``): it offers ``get_random_transformation``,
+    ``transform_images``, ``transform_labels`` and
+    ``transform_segmentation_masks``, so it composes where Keras's own layers
+    do (``keras.layers.Pipeline``, ``tf.data``). ``call`` runs the same draw and
+    the same formulas as one fused kernel.
+
+    The transformation (a dict) holds ``"permutation_order"`` (the partner of
+    each sample, int32 ``(B,)``), ``"mix_weight"`` (the label weight of the
+    sample itself, as in Keras), ``"partner_weight"`` (``1 - mix_weight``, kept
+    exact), ``"blend_weight"`` (the partner's share of each MixUp blend, absent
+    without MixUp) and ``"box_rows"`` / ``"box_cols"`` (bool ``(B, H)`` /
+    ``(B, W)`` masks of the CutMix box, absent without CutMix); per-sample
+    entries have one row in ``mode="batch"``. The ``transform_*`` methods also
+    take Keras's MixUp transformation (``mix_weight``, ``permutation_order``)
+    and CutMix transformation (with ``batch_masks``).
 
     Args:
         mixup_alpha: MixUp's ``α`` (None: no MixUp samples).
@@ -147,11 +182,30 @@ class BaseMixingLayer(keras.layers.Layer):
         data_format: ``"channels_last"`` or ``"channels_first"``.
     """
 
+    # No Keras `factor`: the mixing laws are set by the subclasses' own arguments.
+    _USE_BASE_FACTOR = False
+
     def __init__(self, *, mixup_alpha, cutmix_alpha, switch_prob, prob, mode, num_classes,
                  label_smoothing, area_range, seed, data_format, **kwargs):
         # Labels stay float32 under mixed precision: no automatic input casting.
         kwargs.setdefault("autocast", False)
-        super().__init__(**kwargs)
+        if kwargs.get("bounding_box_format") is not None:
+            raise _invalid(
+                "bounding_box_format",
+                "None: these layers mix classification labels, not the boxes of two "
+                "images (keras.layers.MixUp concatenates boxes for detection)",
+                kwargs["bounding_box_format"])
+        kwargs.pop("bounding_box_format", None)
+        if "factor" in kwargs:
+            raise _invalid(
+                "factor",
+                "no `factor`: keras.layers.CutMix draws its Beta concentration from "
+                "U(0, factor); these layers take `alpha` (λ ~ Beta(α, α), the papers' law)",
+                kwargs["factor"])
+        if data_format is not None and data_format not in ("channels_last", "channels_first"):
+            raise _invalid("data_format", '"channels_last", "channels_first" or None',
+                           data_format)
+        super().__init__(data_format=data_format, **kwargs)
         self._mixup_alpha = mixup_alpha
         self._cutmix_alpha = cutmix_alpha
         self._switch_prob = switch_prob
@@ -161,9 +215,6 @@ class BaseMixingLayer(keras.layers.Layer):
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self._area_range = area_range
         self.seed = check_seed(seed)
-        if data_format is not None and data_format not in ("channels_last", "channels_first"):
-            raise _invalid("data_format", '"channels_last", "channels_first" or None',
-                           data_format)
         self.data_format = data_format or keras.config.image_data_format()
         self.generator = keras.random.SeedGenerator(self.seed)
         self.built = True
@@ -184,7 +235,10 @@ class BaseMixingLayer(keras.layers.Layer):
         leaves = keras.tree.flatten(first) if first is not None else []
         if leaves and _backend.in_foreign_tf_graph(leaves[0]):
             return self._call_in_tf_graph(*args, **kwargs)
-        return super().__call__(*args, **kwargs)
+        # Not DataLayer.__call__: it takes one input and, in a tf.data graph, casts every
+        # input to the compute dtype (uint8 images, integer labels); the branch above
+        # handles tf.data under torch / JAX, and Layer.__call__ the rest.
+        return keras.layers.Layer.__call__(self, *args, **kwargs)
 
     def call(self, images, labels=None, training=True):
         return self._apply(images, labels, training, keras.ops, self._draw_uniforms,
@@ -204,28 +258,172 @@ class BaseMixingLayer(keras.layers.Layer):
         dense = [dense_labels(leaf, k) for leaf, k in zip(leaves, counts, strict=True)]
         return keras.tree.pack_sequence_as(labels, dense)
 
+    # ------------------------------------- the image-preprocessing layer API
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Draws one transformation for the batch `data` (the dict described above).
+
+        Args:
+            data: a batch of images, a dict with ``"images"``, or an
+                ``(images, labels)`` pair.
+            training: when False, returns None (nothing to apply).
+            seed: None (the layer's own generator, advanced), or an int /
+                ``keras.random.SeedGenerator`` for this draw.
+
+        Returns:
+            The transformation dict, or None when ``training`` is False.
+        """
+        if not training:
+            return None
+        x, _, masks, _ = self._parse(data, None)
+        self._validate(x, None, masks)
+        ops = self._ops_for(x)
+        batch = ops.shape(x)[0]
+        if _backend.in_foreign_tf_graph(x):  # tf.data under torch / JAX
+            u = self._tf_graph_uniform(x, batch, seed)
+        elif seed is not None:
+            u = keras.random.uniform((batch, _N_UNIFORMS), dtype="float32", seed=seed)
+        else:
+            u = self._draw_uniforms(x, batch)
+        h_axis, w_axis = self._spatial_axes()
+        transformation = _transformation(self._spec(()), u, self._params(),
+                                         int(x.shape[h_axis]), int(x.shape[w_axis]), ops)
+        transformation["mix_weight"] = 1.0 - transformation["partner_weight"]
+        return transformation
+
+    def transform_images(self, images, transformation=None, training=True):
+        """Applies `transformation` to a batch of images (unchanged when not training).
+
+        Float images come back in the compute dtype, integer ones in theirs
+        (rounded and clipped after a blend).
+        """
+        return self._transform_pixels(images, transformation, training, masks=False)
+
+    def transform_segmentation_masks(self, segmentation_masks, transformation, training=True):
+        """Applies `transformation` to segmentation masks (float masks keep their dtype)."""
+        return self._transform_pixels(segmentation_masks, transformation, training,
+                                      masks=True)
+
+    def transform_labels(self, labels, transformation, training=True):
+        """Mixes labels (a tensor, or a tuple / dict of tensors) by `transformation`.
+
+        Sparse leaves become one-hot (``num_classes``), targets are smoothed
+        (``label_smoothing``), then ``y + w·(y_partner - y)`` with ``w`` the
+        partner's weight. Returns float32 labels, or `labels` unchanged when
+        not training.
+        """
+        if not training or transformation is None:
+            return labels
+        ops = self._ops_for(keras.tree.flatten(labels)[0])
+        perm, weight = self._label_terms(transformation, ops)
+        leaves = [ops.convert_to_tensor(leaf) for leaf in keras.tree.flatten(labels)]
+        out = []
+        for leaf, k in zip(leaves, self._num_classes_per_leaf(labels, len(leaves)),
+                           strict=True):
+            self._check_label_leaf(leaf, k, None)
+            target = smooth_labels(dense_labels(leaf, k, ops), self.label_smoothing, ops)
+            out.append(mix_targets(target, perm, weight, ops))
+        return keras.tree.pack_sequence_as(labels, out)
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        """Not offered: raises NotImplementedError (classification mixing, no boxes)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} mixes classification labels; it does not transform "
+            "bounding boxes (keras.layers.MixUp concatenates the boxes of both images, for "
+            f"detection). Received: bounding_boxes of type {type(bounding_boxes).__name__}"
+        )
+
+    def _transform_pixels(self, x, transformation, training, masks):
+        if not training or transformation is None:
+            return x
+        ops = self._ops_for(x)
+        x = ops.convert_to_tensor(x)
+        shape = tuple(x.shape)
+        if len(shape) != 4 and not (masks and len(shape) == 3):
+            self._validate(x, None, None)  # the errors of call (rank-3 images: batch first)
+        perm = ops.convert_to_tensor(transformation["permutation_order"], "int32")
+        coef, inside = self._pixel_terms(transformation, ops)
+        dtype = _dtype(x)
+        if not masks:
+            float_dtype = self.compute_dtype
+        else:
+            float_dtype = dtype if _is_float(dtype) else None
+            if coef is not None and not _is_float(dtype):
+                raise ValueError(
+                    "Invalid value for argument `segmentation_masks`. MixUp blends pixels, "
+                    "which integer class masks cannot hold: use CutMix, or pass one-hot float "
+                    f"masks. Received: segmentation_masks of dtype {dtype}"
+                )
+        box = None
+        if inside is not None:
+            box = inside if not isinstance(inside, tuple) else _box_mask(
+                *inside, len(shape), self.data_format, ops)
+        return _mix_pixels(x, perm, coef, box, float_dtype, ops)
+
+    @staticmethod
+    def _pixel_terms(transformation, ops):
+        """(blend weight or None, box mask / (rows, cols) or None) of a transformation."""
+        t = transformation
+        if "blend_weight" in t or "box_rows" in t:  # ours
+            coef = t.get("blend_weight")
+            box = (t["box_rows"], t["box_cols"]) if "box_rows" in t else None
+        elif "batch_masks" in t:  # keras.layers.CutMix's: a full (B, H, W, C) mask
+            coef, box = None, ops.convert_to_tensor(t["batch_masks"], "bool")
+        else:  # keras.layers.MixUp's: mix_weight is the sample's own weight
+            coef = 1.0 - ops.convert_to_tensor(t["mix_weight"], "float32")
+            box = None
+        if coef is not None:
+            coef = ops.reshape(ops.convert_to_tensor(coef, "float32"), (-1,))
+        return coef, box
+
+    @staticmethod
+    def _label_terms(transformation, ops):
+        perm = ops.convert_to_tensor(transformation["permutation_order"], "int32")
+        if "partner_weight" in transformation:
+            weight = transformation["partner_weight"]
+        else:
+            weight = 1.0 - ops.convert_to_tensor(transformation["mix_weight"], "float32")
+        return perm, ops.reshape(ops.convert_to_tensor(weight, "float32"), (-1,))
+
+    def _ops_for(self, x):
+        return _backend.tf_graph_ops() if _backend.in_foreign_tf_graph(x) else (
+            _backend.kernel_ops())
+
+    def _tf_graph_uniform(self, x, batch, seed=None):
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+                raise _invalid("seed", "None or an int inside a tf.data graph under "
+                               f"{keras.backend.backend()}", seed)
+            return _backend.TFGraphRandom(int(seed)).uniform((batch, _N_UNIFORMS))
+        if self._tf_graph_random is None:
+            self.__dict__["_tf_graph_random"] = _backend.TFGraphRandom(self.seed)
+        return self._tf_graph_random.uniform((batch, _N_UNIFORMS))
+
     def compute_output_spec(self, images, labels=None, training=True):
         x, y, masks, as_dict = self._parse(images, labels)
-        self._validate(x, y, masks)
 
         def spec(t, dtype=None):
             return keras.KerasTensor(t.shape, dtype=dtype or t.dtype)
 
         if training is False:
-            out = (spec(x), keras.tree.map_structure(spec, y),
+            out = (spec(x), None if y is None else keras.tree.map_structure(spec, y),
                    None if masks is None else spec(masks))
-        else:
-            x_dtype = self.compute_dtype if _is_float(_dtype(x)) else _dtype(x)
-            leaves = keras.tree.flatten(y) if y is not None else []
-            out_leaves = []
-            for leaf, k in zip(leaves, self._num_classes_per_leaf(y, len(leaves)), strict=True):
-                shape = tuple(leaf.shape)
-                if is_sparse_labels(shape, leaf.dtype):
-                    shape = (shape[0], k)
-                out_leaves.append(keras.KerasTensor(shape, dtype="float32"))
-            out_y = None if y is None else keras.tree.pack_sequence_as(y, out_leaves)
-            out = (spec(x, x_dtype), out_y, None if masks is None else spec(masks))
+            return self._pack(out, as_dict, images)
+        self._validate(x, y, masks)
+        x_dtype = self.compute_dtype if _is_float(_dtype(x)) else _dtype(x)
+        leaves = keras.tree.flatten(y) if y is not None else []
+        out_leaves = []
+        for leaf, k in zip(leaves, self._num_classes_per_leaf(y, len(leaves)), strict=True):
+            shape = tuple(leaf.shape)
+            if is_sparse_labels(shape, leaf.dtype):
+                shape = (shape[0], k)
+            out_leaves.append(keras.KerasTensor(shape, dtype="float32"))
+        out_y = None if y is None else keras.tree.pack_sequence_as(y, out_leaves)
+        out = (spec(x, x_dtype), out_y, None if masks is None else spec(masks))
         return self._pack(out, as_dict, images)
+
+    def compute_output_shape(self, input_shape):
+        """The images' shape: mixing keeps it (``keras.layers.MixUp``'s rule)."""
+        return input_shape
 
     # ------------------------------------------------------- input handling
     @staticmethod
@@ -313,29 +511,7 @@ class BaseMixingLayer(keras.layers.Layer):
         leaves = keras.tree.flatten(labels) if labels is not None else []
         counts = self._num_classes_per_leaf(labels, len(leaves))
         for leaf, k in zip(leaves, counts, strict=True):
-            lshape = tuple(leaf.shape)
-            if len(lshape) == 0:
-                raise ValueError(
-                    "Invalid value for argument `labels`. Expected one label per image "
-                    f"(rank >= 1). Received: labels of shape {lshape}"
-                )
-            if isinstance(batch, int) and isinstance(lshape[0], int) and lshape[0] != batch:
-                raise ValueError(
-                    "Invalid value for argument `labels`. Expected as many labels as images "
-                    f"({batch}). Received: labels of shape {lshape}"
-                )
-            if is_sparse_labels(lshape, leaf.dtype):
-                if k is None:
-                    raise ValueError(
-                        "Invalid value for argument `num_classes`. Sparse integer labels of "
-                        f"shape {lshape} need the number of classes to become one-hot targets "
-                        "(pass `num_classes=K`, or one-hot labels). Received: num_classes=None"
-                    )
-            elif k is not None and len(lshape) >= 2 and lshape[-1] not in (None, k):
-                raise ValueError(
-                    f"Invalid value for argument `labels`. Expected one-hot labels with "
-                    f"num_classes={k} columns. Received: labels of shape {lshape}"
-                )
+            self._check_label_leaf(leaf, k, batch)
         if masks is not None:
             mshape = tuple(masks.shape)
             spatial = (mshape[1], mshape[2]) if (
@@ -353,6 +529,32 @@ class BaseMixingLayer(keras.layers.Layer):
                     "which integer class masks cannot hold: use CutMix, or pass one-hot float "
                     f"masks. Received: segmentation_masks of dtype {_dtype(masks)}"
                 )
+
+    @staticmethod
+    def _check_label_leaf(leaf, k, batch):
+        lshape = tuple(leaf.shape)
+        if len(lshape) == 0:
+            raise ValueError(
+                "Invalid value for argument `labels`. Expected one label per image "
+                f"(rank >= 1). Received: labels of shape {lshape}"
+            )
+        if isinstance(batch, int) and isinstance(lshape[0], int) and lshape[0] != batch:
+            raise ValueError(
+                "Invalid value for argument `labels`. Expected as many labels as images "
+                f"({batch}). Received: labels of shape {lshape}"
+            )
+        if is_sparse_labels(lshape, leaf.dtype):
+            if k is None:
+                raise ValueError(
+                    "Invalid value for argument `num_classes`. Sparse integer labels of "
+                    f"shape {lshape} need the number of classes to become one-hot targets "
+                    "(pass `num_classes=K`, or one-hot labels). Received: num_classes=None"
+                )
+        elif k is not None and len(lshape) >= 2 and lshape[-1] not in (None, k):
+            raise ValueError(
+                f"Invalid value for argument `labels`. Expected one-hot labels with "
+                f"num_classes={k} columns. Received: labels of shape {lshape}"
+            )
 
     # ------------------------------------------------------------ the work
     def _draw_uniforms(self, images, batch_size):
@@ -389,19 +591,16 @@ class BaseMixingLayer(keras.layers.Layer):
                          self._switch_prob, self._prob, lo, hi, self.label_smoothing], "float32")
 
     def _call_in_tf_graph(self, images, labels=None, training=True):
-        if self._tf_graph_random is None:
-            self.__dict__["_tf_graph_random"] = _backend.TFGraphRandom(self.seed)
         ops = _backend.tf_graph_ops()
-        return self._apply(images, labels, training, ops,
-                           lambda x, b: self._tf_graph_random.uniform((b, _N_UNIFORMS)),
+        return self._apply(images, labels, training, ops, self._tf_graph_uniform,
                            lambda classes: functools.partial(_kernel, self._spec(classes),
                                                              ops=ops))
 
     def _apply(self, images, labels, training, ops, draw, kernel, seeded=None):
         x, y, masks, as_dict = self._parse(images, labels)
-        self._validate(x, y, masks)
-        if not training:
+        if not training:  # inference: the inputs as they came (also unbatched images)
             return images if as_dict else (x if y is None else (x, y))
+        self._validate(x, y, masks)
         leaves = keras.tree.flatten(y) if y is not None else []
         classes = tuple(self._num_classes_per_leaf(y, len(leaves)))
         run = None if seeded is None else seeded(x, classes)
@@ -444,18 +643,16 @@ def _seeded_kernel(spec: _MixSpec):
     return _backend.compile_seeded_kernel(fn, _N_UNIFORMS)
 
 
-def _kernel(spec: _MixSpec, images, leaves, masks, u, params, *, ops):
-    """Pure: (images, label leaves, masks, uniforms, params) -> the mixed three.
+def _transformation(spec: _MixSpec, u, params, height: int, width: int, ops) -> dict:
+    """Pure: uniforms ``u`` (B, _N_UNIFORMS) and ``params`` -> the transformation dict.
 
     ``params = [mixup_alpha, cutmix_alpha, switch_prob, prob, area_lo, area_hi,
     label_smoothing]``: numbers, not graph structure, so that one compiled
     kernel serves every value.
     """
     params = ops.convert_to_tensor(params, "float32")
-    mixup_alpha, cutmix_alpha, switch_prob, prob, area_lo, area_hi, smoothing = (
-        params[i] for i in range(7))
-    h_axis, w_axis = (1, 2) if spec.data_format == "channels_last" else (2, 3)
-    height, width = int(images.shape[h_axis]), int(images.shape[w_axis])
+    mixup_alpha, cutmix_alpha, switch_prob, prob, area_lo, area_hi = (
+        params[i] for i in range(6))
     src = u[:1] if spec.mode == "batch" else u  # one λ/box per batch, or per sample
     perm = ops.argsort(u[:, _U_PERM], axis=-1)
 
@@ -479,14 +676,13 @@ def _kernel(spec: _MixSpec, images, leaves, masks, u, params, *, ops):
     else:
         rest_cut = sample_beta(src[:, _U_CUT], cutmix_alpha, ops)[1]
 
-    coef = None  # MixUp partner weight 1 - λ, per sample
+    out = {"permutation_order": perm}
     weight = None  # label weight of the partner, per sample
-    mask_rc = None
     if spec.has_mix:
-        coef = rest_mix
+        coef = rest_mix  # MixUp partner weight 1 - λ, per sample
         if use_mix is not None:
             coef = ops.where(use_mix, coef, 0.0)
-        weight = coef
+        out["blend_weight"] = weight = coef
     if spec.has_cut:
         area = rest_cut
         if spec.inside:
@@ -497,34 +693,55 @@ def _kernel(spec: _MixSpec, images, leaves, masks, u, params, *, ops):
                          inside=spec.inside, ops=ops)
         fraction = box_fraction(*box, height, width, ops=ops)
         weight = fraction if weight is None else weight + fraction
-        mask_rc = box_masks(*box, height, width, ops=ops)
+        out["box_rows"], out["box_cols"] = box_masks(*box, height, width, ops=ops)
+    out["partner_weight"] = weight
+    return out
 
-    x_out = _mix_pixels(spec, images, perm, coef, mask_rc, spec.compute_dtype, ops)
+
+def _kernel(spec: _MixSpec, images, leaves, masks, u, params, *, ops):
+    """Pure: (images, label leaves, masks, uniforms, params) -> the mixed three.
+
+    The draw of ``_transformation`` applied as ``transform_images``,
+    ``transform_labels`` and ``transform_segmentation_masks`` do, in one graph.
+    """
+    h_axis, w_axis = (1, 2) if spec.data_format == "channels_last" else (2, 3)
+    height, width = int(images.shape[h_axis]), int(images.shape[w_axis])
+    params = ops.convert_to_tensor(params, "float32")
+    t = _transformation(spec, u, params, height, width, ops)
+    smoothing = params[6]
+    perm, coef = t["permutation_order"], t.get("blend_weight")
+    rows_cols = (t["box_rows"], t["box_cols"]) if spec.has_cut else None
+
+    def box(rank):
+        return None if rows_cols is None else _box_mask(*rows_cols, rank, spec.data_format, ops)
+
+    x_out = _mix_pixels(images, perm, coef, box(len(images.shape)), spec.compute_dtype, ops)
     leaves_out = []
     for leaf, k in zip(leaves, spec.classes, strict=True):
         target = smooth_labels(dense_labels(leaf, k, ops), smoothing, ops)
-        leaves_out.append(mix_targets(target, perm, weight, ops))
+        leaves_out.append(mix_targets(target, perm, t["partner_weight"], ops))
     masks_out = None
     if masks is not None:
         mdtype = _dtype(masks)
-        masks_out = _mix_pixels(spec, masks, perm, coef, mask_rc,
+        masks_out = _mix_pixels(masks, perm, coef, box(len(masks.shape)),
                                 mdtype if _is_float(mdtype) else None, ops)
     return x_out, leaves_out, masks_out
 
 
-def _mix_pixels(spec: _MixSpec, x, perm, coef, mask_rc, float_dtype, ops):
-    """MixUp blend and/or CutMix paste of `x` (B, ...) with its partners."""
+def _box_mask(rows, cols, rank: int, data_format: str, ops):
+    """The (broadcastable) pixel mask of the boxes from their row / column masks."""
+    if rank == 3:
+        return ops.logical_and(rows[:, :, None], cols[:, None, :])
+    if data_format == "channels_last":
+        return ops.logical_and(rows[:, :, None, None], cols[:, None, :, None])
+    return ops.logical_and(rows[:, None, :, None], cols[:, None, None, :])
+
+
+def _mix_pixels(x, perm, coef, inside, float_dtype, ops):
+    """MixUp blend (partner share `coef`) and/or CutMix paste (mask `inside`) of `x`."""
     dtype = _dtype(x)
     integer = not _is_float(dtype)
     rank = len(x.shape)
-    if mask_rc is not None:
-        rows, cols = mask_rc
-        if rank == 3:
-            inside = ops.logical_and(rows[:, :, None], cols[:, None, :])
-        elif spec.data_format == "channels_last":
-            inside = ops.logical_and(rows[:, :, None, None], cols[:, None, :, None])
-        else:
-            inside = ops.logical_and(rows[:, None, :, None], cols[:, None, None, :])
     if coef is None:  # CutMix only: an exact paste, in the input dtype for integers
         if not integer:
             x = ops.cast(x, float_dtype)
@@ -534,7 +751,7 @@ def _mix_pixels(spec: _MixSpec, x, perm, coef, mask_rc, float_dtype, ops):
     partner = ops.take(x, perm, axis=0)
     c = ops.reshape(ops.cast(coef, work), (-1,) + (1,) * (rank - 1))
     out = ops.blend(x, partner, c)
-    if mask_rc is not None:
+    if inside is not None:
         out = ops.where(inside, partner, out)
     if integer:
         info = np.iinfo(dtype)

@@ -33,6 +33,21 @@ class CutMix(BaseMixingLayer):
       pasted fraction is the target up to rounding the sides to whole pixels.
     - ``mode``, labels, ``label_smoothing``, ``training``, batch of one,
       dtypes, ``tf.data`` and compiled use: as ``MixUp``.
+    - A Keras image-preprocessing layer, as ``MixUp``; ``transform_images``
+      also takes Keras's CutMix transformation (with ``"batch_masks"``).
+
+    Deliberate differences from ``keras.layers.CutMix`` (Keras's
+    ``cut_mix_test.py`` runs on this class in
+    ``tests/layers/test_keras_mixing_tests.py``; its expected failure is
+    pinned there):
+
+    - No ``factor``: Keras draws the Beta concentration itself from
+      ``U(0, factor)``; this layer takes ``alpha`` and draws
+      ``λ ~ Beta(α, α)``, the paper's law (``factor=`` raises a ValueError
+      that says so).
+    - Labels are weighted by the pixels actually pasted (Keras's use the
+      real-valued box area, up to 0.06 off the pixels it pastes); unbatched
+      images are refused at training and bounding boxes not offered, as in ``MixUp``.
 
     Example:
 

@@ -40,6 +40,27 @@ class MixUp(BaseMixingLayer):
       every call. Under a hand-written ``jax.jit``, call ``stateless_call``
       and thread the seed state (a plain call there raises, rather than
       repeating the same draw).
+    - A Keras image-preprocessing layer (the base class of
+      ``keras.layers.MixUp``): ``get_random_transformation``,
+      ``transform_images``, ``transform_labels`` and
+      ``transform_segmentation_masks`` apply the same draw step by step, and
+      the layer composes in ``keras.layers.Pipeline`` (on dict inputs) like
+      Keras's own. ``transform_images`` also takes Keras's MixUp
+      transformation (``{"mix_weight", "permutation_order"}``).
+
+    Deliberate differences from ``keras.layers.MixUp`` (Keras's
+    ``mix_up_test.py`` runs on this class in
+    ``tests/layers/test_keras_mixing_tests.py``; these are its expected
+    failures, each pinned there):
+
+    - Unbatched images ``(H, W, C)`` are refused at training (a lone image
+      has no partner: a batch-first error instead of a silent no-op); at
+      inference they pass through unchanged.
+    - No bounding boxes: ``bounding_box_format`` is refused (classification
+      mixing; Keras's MixUp concatenates both images' boxes, for detection).
+    - Also: ``λ ~ Beta(α, α)`` for every ``α > 0`` (Keras's sampler gives 0.5
+      for small ``α``), sparse labels made one-hot (Keras broadcasts them),
+      float32 labels under mixed precision, tuple and dict labels.
 
     Example:
 
@@ -54,6 +75,16 @@ class MixUp(BaseMixingLayer):
     >>> bool(np.allclose(y.sum(axis=1), 1.0))  # rows of mixed labels sum to 1
     True
     >>> bool(np.allclose(x[:, 3, 5, 0], y @ np.arange(4.0), atol=1e-5))  # pixel = Σ y·x
+    True
+
+    The same, step by step, as Keras's image-preprocessing layers do it (one
+    draw, then each part of the data):
+
+    >>> layer = MixUp(alpha=0.4, num_classes=4, seed=1)
+    >>> t = layer.get_random_transformation(images)
+    >>> x2 = keras.ops.convert_to_numpy(layer.transform_images(images, t))
+    >>> y2 = keras.ops.convert_to_numpy(layer.transform_labels(labels, t))
+    >>> bool(np.allclose(x2[:, 3, 5, 0], y2 @ np.arange(4.0), atol=1e-5))
     True
 
     Args:

@@ -24,8 +24,11 @@ class MixUpOrCutMix(BaseMixingLayer):
     ``λ ~ Beta(cutmix_alpha, cutmix_alpha)`` and pastes an integer box, with the
     label weight equal to the fraction of pixels pasted. Both kinds run in one
     vectorized pass over the batch; an unmixed sample is returned bit-exact.
-    Everything else (labels, dtypes, ``training``, ``tf.data``, compiled use)
-    is as in ``MixUp`` and ``CutMix``.
+    Everything else (labels, dtypes, ``training``, ``tf.data``, compiled use,
+    the Keras image-preprocessing API and ``keras.layers.Pipeline``, the
+    deliberate differences from Keras's layers: unbatched images refused at
+    training, no bounding boxes, no ``factor``) is as in ``MixUp`` and
+    ``CutMix``.
 
     Example:
 
