@@ -261,7 +261,7 @@ def train_variant(name, cfg, plan, ctx, splits, run_dir, weights_file, extra_cal
                                           name)
     budget = kcb.MonitoringBudget(cfg.monitor_budget or None)
     checkpoint = kcb.RunCheckpoint(run_dir / "state" / name, monitor="val_top1", mode="max",
-                                   write=ctx.is_chief, budget=budget)
+                                   write=ctx.is_chief, budget=budget, finish_in_background=True)
     start = checkpoint.initial_epoch
     basic = layers.basic_augmentation(seed=cfg.seed) if cfg.augment == "basic" else None
     train, val, test, steps = kdata.fit_inputs(splits, plan["batch_size"], seed=cfg.seed,

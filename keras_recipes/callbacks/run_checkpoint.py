@@ -49,6 +49,9 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     with a ``UserWarning`` that names it, and the next newest is returned.
     """
     folder = Path(directory)
+    writer = _WRITERS.get(os.fspath(folder.resolve()))
+    if writer is not None and writer is not threading.current_thread():
+        writer.join()  # a write still in progress in this process (finish_in_background)
     if not folder.is_dir():
         return None
     for path in sorted(folder.glob("epoch-*"), reverse=True):
@@ -140,8 +143,10 @@ class RunCheckpoint(keras.callbacks.Callback):
     older one is removed afterwards. A variable equal to the previous checkpoint's
     (a frozen backbone) is a hard link to the previous file, not a new copy. The
     host copies are taken at the end of the epoch; the files are written by a
-    background thread while the next epoch trains. An epoch whose training loss is
-    not finite is not checkpointed.
+    background thread while the next epoch trains. The last one is on disk when
+    ``fit`` returns, or, with ``finish_in_background=True``, while the program goes on
+    (the interpreter waits for it at exit). An epoch whose training loss is not
+    finite is not checkpointed.
 
     At the end of training the last checkpoint stays (``BackupAndRestore`` deletes its
     backup): the best weights and the history remain readable after the process
@@ -203,6 +208,13 @@ class RunCheckpoint(keras.callbacks.Callback):
             written); before one is measured, a checkpoint's cost is guessed from its bytes
             (0.3 GB/s), so short epochs of a large model wait for the first one; the last
             epoch of the ``fit`` is always written. ``None``: every epoch.
+        finish_in_background: let ``fit`` return while the last checkpoint is still being
+            written, instead of waiting for it (its write time leaves the ``fit``; the
+            next ``fit`` or the program then overlaps it). The writer thread is not a
+            daemon: a program that ends normally waits for it. A new ``RunCheckpoint`` of
+            the folder, :func:`latest_checkpoint` and :meth:`wait_for_writes` wait for
+            it; a failed write is warned about when it fails and raised by the next of
+            these in this instance (``wait_for_writes``, the next ``fit``).
 
     Raises:
         ValueError: for an empty `directory`, a folder holding other files and no
@@ -226,6 +238,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         write: bool = True,
         verbose: int = 1,
         budget: MonitoringBudget | None = None,
+        finish_in_background: bool = False,
     ):
         super().__init__()
         if not directory:
@@ -246,6 +259,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.write = bool(write)
         self.verbose = int(verbose)
         self.budget = budget
+        self.finish_in_background = bool(finish_in_background)
         self._owner = f"RunCheckpoint:{id(self)}"
         self._best_unsaved = False  # the best epoch's weights are not in the last checkpoint
         self._writer: threading.Thread | None = None
@@ -423,7 +437,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         return size / PRIOR_BYTES_PER_SECOND
 
     def on_train_end(self, logs=None):
-        self.wait_for_writes()
+        if not self.finish_in_background or self._write_error is not None:
+            self.wait_for_writes()
         self.model._initial_epoch = None
         if self.budget is not None:
             self.budget.end()
@@ -501,7 +516,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.wait_for_writes()
         self._writer = threading.Thread(
             target=self._write_guarded, args=(epoch, arrays, best, state),
-            name="run-checkpoint-writer", daemon=True)
+            name="run-checkpoint-writer", daemon=False)  # a normal exit waits for it
         _WRITERS[os.fspath(self.directory.resolve())] = self._writer
         self._writer.start()
         return [a for a, _ in arrays["model"]]
@@ -512,6 +527,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             self._write(*args)
         except BaseException as err:  # raised again by wait_for_writes, in the main thread
             self._write_error = err
+            warnings.warn(f"RunCheckpoint: could not write the checkpoint of epoch {args[0]} in "
+                          f"{self.directory}: {err!r}", RuntimeWarning, stacklevel=1)
         finally:
             if self.budget is not None:
                 self.budget.charge(self._owner, time.thread_time() - start)
@@ -568,6 +585,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             "save_best": self.save_best,
             "write": self.write,
             "verbose": self.verbose,
+            "finish_in_background": self.finish_in_background,
         }
 
 

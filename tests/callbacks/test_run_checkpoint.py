@@ -215,3 +215,104 @@ def test_folder_that_is_not_a_checkpoint_folder_is_refused(tmp_path, keras_backe
     with pytest.raises(ValueError, match=r"argument `directory`.*not a RunCheckpoint folder "
                                          r"\(it holds training_metadata.json"):
         RunCheckpoint(folder)
+
+
+def _data():
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    return x, x[:, :1] * 0.5
+
+
+@pytest.fixture
+def gated_writes(monkeypatch):
+    """``gated_writes(epoch, action)``: the writer of that epoch's checkpoint runs `action`
+    (wait on an event, raise) before its first file."""
+    import threading
+
+    from keras_recipes.callbacks import run_checkpoint
+
+    real = run_checkpoint.save_arrays
+    release = threading.Event()
+    actions = {}
+
+    def save_arrays(folder, values, previous):
+        action = actions.get(Path(folder).parent.name)
+        if action is not None:
+            action(release)
+        real(folder, values, previous)
+
+    monkeypatch.setattr(run_checkpoint, "save_arrays", save_arrays)
+    try:
+        yield lambda epoch, action: actions.__setitem__(f".epoch-{epoch:04d}.tmp", action)
+    finally:
+        release.set()  # never leave a writer thread waiting
+
+
+def test_finish_in_background_returns_before_the_last_write_lands(tmp_path, gated_writes,
+                                                                  keras_backend):
+    from keras_recipes.callbacks.checkpoint_files import load_arrays
+
+    import threading
+
+    reached, gate = threading.Event(), []
+    gated_writes(2, lambda release: gate.append(release) or reached.set() or release.wait(60))
+    x, y = _data()
+    model = _model()
+    checkpoint = RunCheckpoint(tmp_path / "c", verbose=0, finish_in_background=True)
+    model.fit(x, y, epochs=3, verbose=0, shuffle=False, callbacks=[checkpoint])
+    # fit has returned; the last checkpoint is being written (held at its gate)
+    assert reached.wait(30) and checkpoint._writer.is_alive()
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [".epoch-0002.tmp",
+                                                                  "epoch-0001"]
+    gate[0].set()
+    assert latest_checkpoint(tmp_path / "c").name == "epoch-0002"  # waits for the write
+    assert not checkpoint._writer.is_alive()
+    checkpoint.wait_for_writes()
+    assert RunCheckpoint(tmp_path / "c", verbose=0).initial_epoch == 3
+    saved = load_arrays(tmp_path / "c" / "epoch-0002" / "model")
+    for a, v in zip(saved, model.variables, strict=True):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(v))
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_failed_write_is_warned_and_raised_keeping_the_previous_checkpoint(
+        background, tmp_path, gated_writes, keras_backend):
+    def disk_full(release):
+        raise OSError(28, "No space left on device")
+
+    gated_writes(1, disk_full)
+    x, y = _data()
+    checkpoint = RunCheckpoint(tmp_path / "c", verbose=0, finish_in_background=background)
+    with pytest.warns(RuntimeWarning, match="could not write the checkpoint of epoch 1 in "
+                                            ".*No space left on device"):
+        with pytest.raises(OSError, match=r"Could not write the checkpoint in .*c: "):
+            _model().fit(x, y, epochs=2, verbose=0, shuffle=False, callbacks=[checkpoint])
+            checkpoint.wait_for_writes()  # (background: fit returned first)
+    assert latest_checkpoint(tmp_path / "c").name == "epoch-0000"
+    checkpoint.wait_for_writes()  # raised once
+
+
+def test_program_ending_right_after_fit_waits_for_the_background_write(tmp_path,
+                                                                       keras_backend):
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(ROOT)!r})
+import keras, numpy as np
+from keras_recipes.callbacks import RunCheckpoint, run_checkpoint
+real = run_checkpoint.save_arrays
+def slow(folder, values, previous):
+    if ".epoch-0001.tmp" in str(folder):
+        time.sleep(1.5)
+    real(folder, values, previous)
+run_checkpoint.save_arrays = slow
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+checkpoint = RunCheckpoint({str(tmp_path / "c")!r}, verbose=0, finish_in_background=True)
+model.fit(np.ones((4, 3)), np.ones((4, 1)), epochs=2, verbose=0, callbacks=[checkpoint])
+print("writing" if checkpoint._writer.is_alive() else "written", flush=True)
+"""
+    out = processes.run([sys.executable, "-c", script], capture_output=True, text=True,
+                        timeout=300, env=dict(os.environ, KERAS_BACKEND=keras_backend))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "writing"  # the program ended during the write
+    assert latest_checkpoint(tmp_path / "c").name == "epoch-0001"
+    assert not list((tmp_path / "c").glob(".epoch-*"))
