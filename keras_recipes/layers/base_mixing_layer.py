@@ -55,8 +55,7 @@ _N_UNIFORMS = _U_PERM + 5
 
 def _image_preprocessing_base() -> type:
     """Keras's ``BaseImagePreprocessingLayer``, the base of its own MixUp and CutMix."""
-    # Keras 3.15 exports no public name for it: reach it through the MRO of the public
-    # keras.layers.RandomFlip, rather than keras.src, whose module paths are private.
+    # No public name in Keras 3.15: the public RandomFlip's MRO, not private keras.src paths.
     for cls in getattr(getattr(keras.layers, "RandomFlip", None), "__mro__", ()):
         if cls.__name__ == "BaseImagePreprocessingLayer":
             return cls

@@ -88,7 +88,9 @@ class CutMix(BaseMixingLayer):
     Raises:
         ValueError: for an invalid argument; at call time for unbatched
             images, sparse labels without ``num_classes``, or a plain call
-            under ``jax.jit``.
+            under ``jax.jit``; for ``factor`` (Keras's) or a
+            ``bounding_box_format``.
+        NotImplementedError: from ``transform_bounding_boxes`` (no boxes).
 
     References:
         - Yun et al., CutMix: Regularization Strategy to Train Strong Classifiers

@@ -116,7 +116,9 @@ class MixUp(BaseMixingLayer):
     Raises:
         ValueError: for an invalid argument; at call time for unbatched
             (rank-3) images, sparse labels without ``num_classes``, integer
-            segmentation masks, or a plain call under ``jax.jit``.
+            segmentation masks, or a plain call under ``jax.jit``; for a
+            ``bounding_box_format``.
+        NotImplementedError: from ``transform_bounding_boxes`` (no boxes).
 
     References:
         - Zhang et al., mixup: Beyond Empirical Risk Minimization, ICLR 2018.

@@ -116,7 +116,10 @@ def _pipeline(seed=1):
 
 
 def test_in_a_keras_pipeline():
-    out = _pipeline()({"images": X, "labels": Y})
+    pipeline = keras.layers.Pipeline.from_config(_pipeline().get_config())  # serializable
+    assert [type(layer) for layer in pipeline.layers] == [keras.layers.RandomFlip,
+                                                          MixUpOrCutMix]
+    out = pipeline({"images": X, "labels": Y})
     assert sorted(out) == ["images", "labels"]
     _consistent(to_np(out["images"]), to_np(out["labels"]))
     assert not np.allclose(to_np(out["labels"]), Y)
