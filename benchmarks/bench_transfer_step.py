@@ -26,21 +26,21 @@ epoch of ``--steps`` batches followed by a validation pass of ``--val-batches``:
   backward / step``, top-1 and top-5 counted per batch, then an eval pass).
 
 Variants alternate (rotated order) in one process per backend; each fit runs
-``--epochs`` epochs and the first one (tracing, warm-up) is dropped; the last
-one includes the callbacks' end-of-training work (background histogram and
-checkpoint writes drained, files closed), so work moved off the loop is still
-counted; the last checkpoint, which the recipe lets finish in the background
-(``RunCheckpoint(finish_in_background=True)``), is waited for after the variant
-returns, outside the timing, and that wait is printed. Printed: the median seconds per epoch, images per second, and the
-ratios recipe/bare_fit (target: <= 1.05), recipe/recipe-<Callback> (the share of
-that callback), bare_fit/torch_loop and recipe/torch_loop, the median
-end-of-epoch seconds of each callback of the recipe's fit, plus the input
-pipeline's share: the time to draw one epoch of batches from
-the recipe's pipeline alone, relative to a bare epoch (the pipeline prefetches
-in parallel; a share well below 100% means it cannot starve the step), and the
-recipe's monitoring work per fit as its ``MonitoringBudget`` measured it (CPU
-seconds of each granted item, all threads: histograms, checkpoints), which does not
-depend on the noise of epoch wall times.
+``--epochs`` epochs and the first one (tracing, warm-up) is dropped; the last one
+includes the callbacks' end-of-training work (background histogram and checkpoint writes
+drained, files closed), so work moved off the loop is still counted; the last
+checkpoint, which the recipe lets finish in the background
+(``RunCheckpoint(finish_in_background=True)``), is waited for after the variant returns,
+outside the timing, and that wait is printed. Printed: the median seconds per epoch,
+images per second, and the ratios recipe/bare_fit (target: <= 1.05),
+recipe/recipe-<Callback> (the share of that callback), bare_fit/torch_loop and
+recipe/torch_loop, the median end-of-epoch seconds of each callback of the recipe's fit,
+plus the input pipeline's share: the time to draw one epoch of batches from the recipe's
+pipeline alone, relative to a bare epoch (the pipeline prefetches in parallel; a share
+well below 100% means it cannot starve the step), and the recipe's monitoring work per
+fit as its ``MonitoringBudget`` measured it (CPU seconds of each granted item, all
+threads: histograms, checkpoints), which does not depend on the noise of epoch wall
+times.
 
 Usage:
 

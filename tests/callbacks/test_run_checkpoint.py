@@ -249,9 +249,9 @@ def gated_writes(monkeypatch):
 
 def test_finish_in_background_returns_before_the_last_write_lands(tmp_path, gated_writes,
                                                                   keras_backend):
-    from keras_recipes.callbacks.checkpoint_files import load_arrays
-
     import threading
+
+    from keras_recipes.callbacks.checkpoint_files import load_arrays
 
     reached, gate = threading.Event(), []
     gated_writes(2, lambda release: gate.append(release) or reached.set() or release.wait(60))
