@@ -69,6 +69,9 @@ class _Capture:
         self.variables: list = list(getattr(self.target, "_trainable_variables", []) or [])
         self._last_step = -1
         self._installed = False
+        #: While True, a trace of the optimizer's step leaves the capture out (a plain step
+        #: compiled beside the capturing one; see GradientHistogram on jax).
+        self.suspended = False
 
     def _variables_of(self, trainable_variables):
         if trainable_variables is None:
@@ -85,7 +88,7 @@ class _Capture:
         active = self
 
         def wrapper(*args, **kwargs):
-            if not active._installed:  # removed while wrapped by a later capture
+            if not active._installed or active.suspended:  # removed, or a plain trace
                 return original(*args, **kwargs)
             return inner(*args, **kwargs)
 

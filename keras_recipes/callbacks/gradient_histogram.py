@@ -386,6 +386,49 @@ class GradientHistogram(keras.callbacks.Callback):
         self._capture.install()
         self._fresh_train_step(model)
         model.make_train_function(force=True)
+        self._capture_next = False
+        self._split = self._split_train_function(model)
+        return True
+
+    def _split_train_function(self, model) -> bool:
+        """jax: a plain compiled step for ordinary steps, the capturing one for captured ones.
+
+        A jitted function whose trace holds a ``jax.debug.callback`` is never dispatched
+        by jax's C++ fast path: every step would pay Python dispatch. So the captured
+        step runs the capturing function and the others a second one, traced with the
+        capture suspended; ``on_train_batch_begin`` picks (Keras's jax ``fit`` reads
+        ``model.train_function`` at each step). Not with ``steps_per_execution > 1``,
+        a loss-scale optimizer (skipped steps), or a step that is not jitted.
+        """
+        if (keras.backend.backend() != "jax" or model.run_eagerly or not model.jit_compile
+                or getattr(model, "steps_per_execution", 1) != 1
+                or hasattr(model.optimizer, "inner_optimizer")):
+            return False
+        capturing = model.train_function
+        method = self._train_step_method
+
+        def plain_step(*args, **kwargs):  # a new function object: its own trace
+            return method(*args, **kwargs)
+
+        ours = vars(model).get("train_step")
+        object.__setattr__(model, "train_step", plain_step)
+        try:
+            model.make_train_function(force=True)
+            plain = model.train_function
+        finally:
+            object.__setattr__(model, "train_step", ours)
+        capture = self._capture
+
+        def train_function(state, data):
+            if self._capture_next:
+                return capturing(state, data)
+            capture.suspended = True
+            try:
+                return plain(state, data)
+            finally:
+                capture.suspended = False
+
+        model.train_function = train_function
         return True
 
     def _fresh_train_step(self, model) -> None:
@@ -399,6 +442,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._restore_train_step(model)
         previous = vars(model).get("train_step")
         method = model.train_step
+        self._train_step_method = method
 
         def train_step(*args, **kwargs):
             return method(*args, **kwargs)
@@ -444,6 +488,8 @@ class GradientHistogram(keras.callbacks.Callback):
         self._saved_optimizer = model.optimizer
         self._period = None
         self._capture = None
+        self._split = False
+        self._capture_next = False
         self._empty_warned = False
         if self.data is None:
             if self.every == "epoch":
@@ -489,6 +535,11 @@ class GradientHistogram(keras.callbacks.Callback):
             swapped = True
         if batch == 0 or swapped:
             self._snapshot_new_trainables()
+        if self._capture is not None and getattr(self, "_split", False):
+            # The step about to run makes the optimizer's iterations n (see _install_capture).
+            g_install, iterations = self._capture_origin
+            n = iterations + (self._global_step - g_install) + 1
+            self._capture_next = (n - self._capture.phase) % self._capture.period == 0
 
     def _snapshot_new_trainables(self) -> None:
         """Weights made trainable since the last look get their update-ratio reference."""

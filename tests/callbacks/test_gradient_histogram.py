@@ -505,6 +505,49 @@ def test_plain_keras_distribution_data_parallel_captures_the_global_gradients(tm
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-3000:]
 
 
+def _python_dispatches(run) -> int:
+    """How many jitted calls `run()` made through jax's Python dispatch (pjit's cache_miss)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        run()
+    finally:
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    return sum(calls[0] for (_, _, name), calls in stats.items() if name == "cache_miss")
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax's C++ dispatch fast path: jax only")
+def test_jax_ordinary_steps_keep_the_fast_dispatch_path(tmp_path):
+    """A jitted step holding a host callback is dispatched in Python at every call: only
+    the captured step runs the capturing function, the others a plain compiled step."""
+    import jax
+
+    reference = jax.jit(lambda a: (jax.debug.callback(lambda v: None, a), a + 1)[1])
+    reference(np.ones(3))
+    assert _python_dispatches(lambda: [reference(np.ones(3)) for _ in range(5)]) >= 5
+
+    model = _mlp()
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    x = np.random.default_rng(0).normal(size=(32, 5)).astype("float32")
+    y = np.zeros((32, 3), "float32")
+    callback = GradientHistogram(tmp_path, verbose=0)
+
+    def fit():
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False, callbacks=[callback])
+
+    fit()  # compiles
+    # 16 steps; Python dispatch for the two captured steps and the first call of the plain
+    # step (a new trace each fit), not for the 13 others.
+    assert _python_dispatches(fit) <= 4
+    assert callback.logged_steps == [0, 1]
+    got = read_scalars(tmp_path / "train")["gradient_norm/global"]
+    assert [step for step, _ in got][-2:] == [0, 1]
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow",
                     reason="keras.callbacks.TensorBoard needs TensorFlow; under torch and jax "
                            "test_works_with_tensorflow_not_importable shows it fails without it")
