@@ -60,6 +60,10 @@ class _Capture:
 
     #: The optimizer method the wrapper replaces (see `_make_hook`).
     hook = "apply"
+    #: Whether a compiled step that holds the capture is slower on every step, not only
+    #: on captured ones (jax: a host callback takes the step off the C++ dispatch path),
+    #: so a plain step should run the others (``suspended`` traces one).
+    slows_every_step = False
 
     def __init__(self, optimizer, period: int, phase: int):
         self.optimizer = optimizer
@@ -111,6 +115,10 @@ class _Capture:
                 object.__setattr__(self.target, self.hook, self._previous)
         # Otherwise a later capture wrapped ours: ours now passes calls straight through.
 
+    def captures(self, iterations: int) -> bool:
+        """Whether the step that makes ``optimizer.iterations`` equal `iterations` is captured."""
+        return (iterations - self.phase) % self.period == 0
+
     def fetch(self) -> tuple[int, list, list[np.ndarray]] | None:
         got = self._read()
         if got is None:
@@ -134,7 +142,7 @@ class _TorchCapture(_Capture):
         @torch.compiler.disable
         def capture(grads, trainable_variables):
             self._count += 1
-            if (self._count - self.phase) % self.period == 0:
+            if self.captures(self._count):
                 variables = self._variables_of(trainable_variables)
                 copies = [None if g is None else g.detach().clone() for g in grads]
                 self._store = (self._count, variables, copies)
@@ -249,6 +257,7 @@ class _TensorFlowCapture(_Capture):
 
 
 class _JaxCapture(_Capture):
+    slows_every_step = True  # jax dispatches a jitted function with a callback in Python
     def __init__(self, optimizer, period, phase):
         super().__init__(optimizer, period, phase)
         self._store = None

@@ -113,6 +113,15 @@ def _norm(array: np.ndarray) -> float:
     return math.sqrt(squares)
 
 
+def _new_function(method):
+    """A new function object calling `method`: jax traces it anew (it caches by callable)."""
+
+    def step(*args, **kwargs):
+        return method(*args, **kwargs)
+
+    return step
+
+
 @keras.saving.register_keras_serializable(package="keras_recipes")
 class GradientHistogram(keras.callbacks.Callback):
     """Logs gradient histograms, gradient norms and update ratios of every weight to TensorBoard.
@@ -400,18 +409,13 @@ class GradientHistogram(keras.callbacks.Callback):
         ``model.train_function`` at each step). Not with ``steps_per_execution > 1``,
         a loss-scale optimizer (skipped steps), or a step that is not jitted.
         """
-        if (keras.backend.backend() != "jax" or model.run_eagerly or not model.jit_compile
+        if (not self._capture.slows_every_step or model.run_eagerly or not model.jit_compile
                 or getattr(model, "steps_per_execution", 1) != 1
                 or hasattr(model.optimizer, "inner_optimizer")):
             return False
         capturing = model.train_function
-        method = self._train_step_method
-
-        def plain_step(*args, **kwargs):  # a new function object: its own trace
-            return method(*args, **kwargs)
-
         ours = vars(model).get("train_step")
-        object.__setattr__(model, "train_step", plain_step)
+        object.__setattr__(model, "train_step", _new_function(self._train_step_method))
         try:
             model.make_train_function(force=True)
             plain = model.train_function
@@ -441,12 +445,8 @@ class GradientHistogram(keras.callbacks.Callback):
         """
         self._restore_train_step(model)
         previous = vars(model).get("train_step")
-        method = model.train_step
-        self._train_step_method = method
-
-        def train_step(*args, **kwargs):
-            return method(*args, **kwargs)
-
+        self._train_step_method = model.train_step
+        train_step = _new_function(self._train_step_method)
         object.__setattr__(model, "train_step", train_step)
         self._train_step_state = (train_step, previous)
 
@@ -538,8 +538,8 @@ class GradientHistogram(keras.callbacks.Callback):
         if self._capture is not None and getattr(self, "_split", False):
             # The step about to run makes the optimizer's iterations n (see _install_capture).
             g_install, iterations = self._capture_origin
-            n = iterations + (self._global_step - g_install) + 1
-            self._capture_next = (n - self._capture.phase) % self._capture.period == 0
+            self._capture_next = self._capture.captures(
+                iterations + (self._global_step - g_install) + 1)
 
     def _snapshot_new_trainables(self) -> None:
         """Weights made trainable since the last look get their update-ratio reference."""
