@@ -384,7 +384,8 @@ def test_plain_tf_distribute_captures_the_summed_gradients_and_probe_works(tmp_p
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras, numpy as np
         from keras_recipes.callbacks import GradientHistogram
-        from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
+        from keras_recipes.callbacks.event_writer import read_scalars
+        from tests.callbacks.gradient_logs import MLP_NORM_TAGS, assert_same_gradient_logs
         rng = np.random.default_rng(0)
         x = rng.normal(size=(16, 3)).astype("float32")
         y = rng.normal(size=(16, 2)).astype("float32")
@@ -405,27 +406,13 @@ def test_plain_tf_distribute_captures_the_summed_gradients_and_probe_works(tmp_p
                       callbacks=callbacks)
             return [np.asarray(w.numpy()) for w in model.weights]
 
-        logs, weights = {{}}, {{}}
+        weights = {{}}
         for n, devices in ((2, ["/cpu:0", "/cpu:1"]), (1, ["/cpu:0"])):
             capture = GradientHistogram({str(tmp_path)!r} + f"/{{n}}", verbose=0)
             weights[n] = fit(build(devices), [capture])
             assert capture.logged_steps == [0, 1], capture.logged_steps
-            train = {str(tmp_path)!r} + f"/{{n}}/train"
-            logs[n] = (read_scalars(train), read_histograms(train))
-        (norms, hists), (norms1, hists1) = logs[2], logs[1]
-        tags = sorted(t for t in norms1 if t.startswith("gradient_norm/"))
-        assert tags == ["gradient_norm/global", "gradient_norm/m/a/bias",
-                        "gradient_norm/m/a/kernel", "gradient_norm/m/d/bias",
-                        "gradient_norm/m/d/kernel"], tags
-        for tag in tags:
-            assert [s for s, _ in norms[tag]] == [s for s, _ in norms1[tag]] == [0, 1]
-            np.testing.assert_allclose([v for _, v in norms[tag]],
-                                       [v for _, v in norms1[tag]], rtol=1e-5, err_msg=tag)
-        assert sorted(hists) == sorted(hists1) and len(hists1) == 4
-        for tag in hists1:
-            for (_, a), (_, b) in zip(hists[tag], hists1[tag], strict=True):
-                np.testing.assert_allclose(a[:, :2], b[:, :2], rtol=1e-5, atol=1e-7)
-                np.testing.assert_array_equal(a[:, 2], b[:, 2])
+        assert_same_gradient_logs({str(tmp_path)!r} + "/2/train", {str(tmp_path)!r} + "/1/train",
+                                  MLP_NORM_TAGS, [0, 1])
         # Two replicas without the callback: bitwise the same weights.
         for a, b in zip(fit(build(["/cpu:0", "/cpu:1"]), []), weights[2], strict=True):
             np.testing.assert_array_equal(a, b)
@@ -466,12 +453,11 @@ def test_plain_keras_distribution_data_parallel_captures_the_global_gradients(tm
         import jax, keras, numpy as np
         assert jax.device_count() == 2
         from keras_recipes.callbacks import GradientHistogram
-        from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
+        from tests.callbacks.gradient_logs import MLP_NORM_TAGS, assert_same_gradient_logs
         rng = np.random.default_rng(0)
         x = rng.normal(size=(16, 3)).astype("float32")
         y = rng.normal(size=(16, 2)).astype("float32")
         init = [rng.normal(size=s).astype("float32") for s in ((3, 4), (4,), (4, 2), (2,))]
-        logs = {{}}
         for n in (2, 1):
             keras.distribution.set_distribution(
                 keras.distribution.DataParallel(devices=jax.devices()[:2]) if n == 2 else None)
@@ -484,19 +470,8 @@ def test_plain_keras_distribution_data_parallel_captures_the_global_gradients(tm
             model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False,
                       callbacks=[capture])
             assert capture.logged_steps == [0, 1], capture.logged_steps
-            train = {str(tmp_path)!r} + f"/{{n}}/train"
-            logs[n] = (read_scalars(train), read_histograms(train))
-        (norms, hists), (norms1, hists1) = logs[2], logs[1]
-        tags = sorted(t for t in norms1 if t.startswith("gradient_norm/"))
-        assert len(tags) == 5 and sorted(t for t in norms if t.startswith("gradient_norm/")) == tags
-        for tag in tags:
-            np.testing.assert_allclose([v for _, v in norms[tag]],
-                                       [v for _, v in norms1[tag]], rtol=1e-5, err_msg=tag)
-        assert sorted(hists) == sorted(hists1) and len(hists1) == 4
-        for tag in hists1:
-            for (_, a), (_, b) in zip(hists[tag], hists1[tag], strict=True):
-                np.testing.assert_allclose(a[:, :2], b[:, :2], rtol=1e-5, atol=1e-7)
-                np.testing.assert_array_equal(a[:, 2], b[:, 2])
+        assert_same_gradient_logs({str(tmp_path)!r} + "/2/train", {str(tmp_path)!r} + "/1/train",
+                                  MLP_NORM_TAGS, [0, 1])
         print("OK")
     """)
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=ROOT)
