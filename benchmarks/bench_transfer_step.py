@@ -199,7 +199,7 @@ def main(argv=None) -> int:
         mixed_precision_policy,
         set_num_threads,
     )
-    from keras_recipes.callbacks import run_checkpoint
+    from keras_recipes.callbacks import latest_checkpoint
     from keras_recipes.callbacks.run_checkpoint import RunCheckpoint, _fit_callback_list
     from keras_recipes.data import epoch_batches
     from keras_recipes.data.pipeline import DatasetSplits
@@ -364,8 +364,7 @@ def main(argv=None) -> int:
             recipe_mod.train_variant("transfer", cfg, plan, ctx, splits, run_dir, None,
                                      extra_callbacks=[hooks, timer, *window])
         t0 = time.perf_counter()
-        for writer in list(run_checkpoint._WRITERS.values()):
-            writer.join()  # before the next variant starts, and its charge in the budget
+        latest_checkpoint(run_dir / "state" / "transfer")  # waits for the background write
         drain_seconds.append(time.perf_counter() - t0)
         shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints, logs, best.keras (VGG19)
         if not without and getattr(hooks, "budget", None) is not None:
