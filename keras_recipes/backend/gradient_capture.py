@@ -45,6 +45,7 @@ so the captured gradients are unscaled and skipped steps are not captured.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import keras
@@ -76,6 +77,9 @@ class _Capture:
         #: While True, a trace of the optimizer's step leaves the capture out (a plain step
         #: compiled beside the capturing one; see GradientHistogram on jax).
         self.suspended = False
+        #: Called with the CPU seconds of each copy made on the host outside the step
+        #: (jax's callback), e.g. ``MonitoringBudget.charge``; None: not measured.
+        self.charge: Callable[[float], None] | None = None
 
     def _variables_of(self, trainable_variables):
         if trainable_variables is None:
@@ -264,9 +268,12 @@ class _JaxCapture(_Capture):
         self._traced_variables: list = []
 
     def _host_store(self, step, *grads):
+        start = time.thread_time()
         step = int(np.asarray(step))
         if self._store is None or step > self._store[0]:
             self._store = (step, [np.array(g, copy=True) for g in grads])
+        if self.charge is not None:
+            self.charge(time.thread_time() - start)
 
     def _make_apply(self, original: Callable) -> Callable:
         import jax

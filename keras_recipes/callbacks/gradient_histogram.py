@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import os
 import time
@@ -229,6 +230,9 @@ class GradientHistogram(keras.callbacks.Callback):
         budget: a :class:`MonitoringBudget` shared with the run's other monitoring
             callbacks: a logging step whose cost would take the monitoring over its
             share of the training time is skipped (``None``: log at every step asked).
+            The capture is part of that cost: on jax, where a plain step runs beside the
+            capturing one, a skipped step's gradients are not copied at all, and each copy
+            made on the host is charged to the budget.
 
     Raises:
         ValueError: for an invalid argument (at construction); at
@@ -323,6 +327,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._probe = None
         self._writer: EventWriter | None = None
         self._capture = None
+        self._granted = None
         if every != "epoch":
             # Only every=N needs a hook after each step. Not defining it otherwise keeps
             # Keras's asynchronous batch-end dispatch (TensorFlow, jax) switched on.
@@ -391,6 +396,8 @@ class GradientHistogram(keras.callbacks.Callback):
         # optimizer is global step g_now + (n - iterations).
         phase = iterations - (self._global_step - self._g0)
         self._capture = capture_gradients(optimizer, period=period, phase=phase)
+        if self.budget is not None:  # the host copy of a captured step counts as the log's
+            self._capture.charge = functools.partial(self.budget.charge, self._owner)
         self._capture_origin = (self._global_step, iterations)
         self._capture.install()
         self._fresh_train_step(model)
@@ -490,6 +497,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._capture = None
         self._split = False
         self._capture_next = False
+        self._granted = None  # the budget's answer for the coming log, asked at its capture
         self._empty_warned = False
         if self.data is None:
             if self.every == "epoch":
@@ -540,6 +548,11 @@ class GradientHistogram(keras.callbacks.Callback):
             g_install, iterations = self._capture_origin
             self._capture_next = self._capture.captures(
                 iterations + (self._global_step - g_install) + 1)
+            if self._capture_next and self.budget is not None:
+                # The capture is part of the log's work: ask the budget before it runs,
+                # and run the plain step when the log would be skipped anyway.
+                self._granted = self.budget.allow(self._owner)
+                self._capture_next = self._granted
 
     def _snapshot_new_trainables(self) -> None:
         """Weights made trainable since the last look get their update-ratio reference."""
@@ -589,7 +602,8 @@ class GradientHistogram(keras.callbacks.Callback):
         if self.budget is None:
             log()
             return
-        if not self.budget.allow(self._owner):
+        granted, self._granted = self._granted, None  # decided at the captured step
+        if not (self.budget.allow(self._owner) if granted is None else granted):
             return
         start = time.perf_counter()
         try:

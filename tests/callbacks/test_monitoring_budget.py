@@ -164,6 +164,43 @@ def test_histograms_skip_the_denied_epochs(tmp_path, keras_backend):
     assert grads.logged_steps == [1, 2, 4]
 
 
+def test_a_denied_gradient_log_costs_no_capture(tmp_path, keras_backend, monkeypatch):
+    """The capture is the log's work: on jax (a plain step beside the capturing one) a
+    step whose log the budget denies runs the plain step, so no gradient reaches the
+    host; every host copy is charged to the budget, beside the log's main-thread time and
+    its bucketing in the writer's thread."""
+    if keras_backend != "jax":
+        pytest.skip("only jax chooses, step by step, between a capturing and a plain step")
+    from keras_recipes.backend import gradient_capture
+
+    stored = []
+    store = gradient_capture._JaxCapture._host_store
+
+    def counting_store(self, step, *grads):
+        stored.append(int(np.asarray(step)))
+        return store(self, step, *grads)
+
+    monkeypatch.setattr(gradient_capture._JaxCapture, "_host_store", counting_store)
+    charges = []
+
+    class Recording(_Scripted):
+        def charge(self, owner, seconds):
+            charges.append(owner.split(":")[0])
+            super().charge(owner, seconds)
+
+    budget = Recording({"GradientHistogram": {1, 2}})
+    grads = GradientHistogram(str(tmp_path / "g"), budget=budget, verbose=0)
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse",
+                  jit_compile=True)
+    model.fit(X, Y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=[grads])
+    assert grads.logged_steps == [0, 3]
+    # 4 steps per epoch: the captured step is each epoch's last (iterations 4, 8, 12, 16)
+    assert stored == [4, 16]
+    assert budget.calls == {"GradientHistogram": 3}  # asked once per epoch (0-based)
+    assert charges == ["GradientHistogram"] * 6  # per log: host copy, main thread, writer
+
+
 def test_skipped_checkpoints_resume_exactly_and_keep_the_best_epoch(tmp_path, keras_backend):
     reference = _model()
     plain = RunCheckpoint(tmp_path / "plain", monitor="loss", verbose=0)
