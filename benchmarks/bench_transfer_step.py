@@ -39,8 +39,8 @@ plus the input pipeline's share: the time to draw one epoch of batches from the 
 pipeline alone, relative to a bare epoch (the pipeline prefetches in parallel; a share
 well below 100% means it cannot starve the step), and the recipe's monitoring work per
 fit as its ``MonitoringBudget`` measured it (CPU seconds of each granted item, all
-threads: histograms, checkpoints), which does not depend on the noise of epoch wall
-times.
+threads: histograms, checkpoints; plus one-time work such as compiling jax's capturing
+step), which does not depend on the noise of epoch wall times.
 
 Usage:
 
@@ -351,6 +351,7 @@ def main(argv=None) -> int:
     work_items: dict[str, list[list[float]]] = {}
     fit_seconds: list[float] = []
     fit_work: list[float] = []
+    once_items: dict[str, list[float]] = {}  # owner -> one-time seconds in each fit
     # Seconds from train_variant's return (fit, then the test evaluation and best.keras)
     # until the last checkpoint, written in the background (finish_in_background), is on disk.
     drain_seconds: list[float] = []
@@ -371,8 +372,12 @@ def main(argv=None) -> int:
             costs_by_owner = hooks.budget.work_costs
             for owner, costs in costs_by_owner.items():
                 work_items.setdefault(owner.split(":")[0], []).append(costs)
+            once = hooks.budget.once_costs  # one-time work (jax: compiling the capture)
+            for owner, seconds in once.items():
+                once_items.setdefault(owner.split(":")[0], []).append(seconds)
             fit_seconds.append(sum(timer.times))
-            fit_work.append(sum(sum(costs) for costs in costs_by_owner.values()))
+            fit_work.append(sum(sum(costs) for costs in costs_by_owner.values())
+                            + sum(once.values()))
         name = f"recipe-{without}" if without else "recipe"
         cpu_times[name] += timer.cpu[1:]
         return timer.times[1:]
@@ -498,6 +503,9 @@ def main(argv=None) -> int:
                   f"first item {statistics.median(first):.3f} s, later items "
                   + (f"{statistics.median(later):.3f} s" if later else "none")
                   + f"; {sum(sum(c) for c in fits) / fits_run:.3f} s per fit")
+        for owner, seconds in once_items.items():
+            print(f"  {owner}, one-time work (compilation): {len(seconds) / fits_run:.1f} "
+                  f"fits of {fits_run} had it, {statistics.median(seconds):.3f} s median")
         print(f"  all: {statistics.fmean(fit_work):.3f} s per fit = "
               f"{100 * statistics.fmean(fit_work) / statistics.median(fit_seconds):.1f}% of a fit")
     if drain_seconds:

@@ -231,8 +231,9 @@ class GradientHistogram(keras.callbacks.Callback):
             callbacks: a logging step whose cost would take the monitoring over its
             share of the training time is skipped (``None``: log at every step asked).
             The capture is part of that cost: on jax, where a plain step runs beside the
-            capturing one, a skipped step's gradients are not copied at all, and each copy
-            made on the host is charged to the budget.
+            capturing one, a skipped step's gradients are not copied at all, each copy made
+            on the host is charged to the budget, and so is the capturing step's compilation
+            (expected, until it is done, to take as long as the plain step's).
 
     Raises:
         ValueError: for an invalid argument (at construction); at
@@ -429,15 +430,29 @@ class GradientHistogram(keras.callbacks.Callback):
         finally:
             object.__setattr__(model, "train_step", ours)
         capture = self._capture
+        # Seconds of each function's first call: its trace and compilation. The capturing
+        # one's is monitoring work, expected to take as long as the plain one's.
+        compiled = self._compiled = {"plain": None, "capturing": None}
 
         def train_function(state, data):
             if self._capture_next:
-                return capturing(state, data)
+                if compiled["capturing"] is not None:
+                    return capturing(state, data)
+                start = time.perf_counter()
+                try:
+                    return capturing(state, data)
+                finally:
+                    compiled["capturing"] = time.perf_counter() - start
+                    if self.budget is not None:
+                        self.budget.charge(self._owner, compiled["capturing"], once=True)
             capture.suspended = True
+            start = time.perf_counter()
             try:
                 return plain(state, data)
             finally:
                 capture.suspended = False
+                if compiled["plain"] is None:
+                    compiled["plain"] = time.perf_counter() - start
 
         model.train_function = train_function
         return True
@@ -498,6 +513,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._split = False
         self._capture_next = False
         self._granted = None  # the budget's answer for the coming log, asked at its capture
+        self._compiled = None  # jax: first-call seconds of the plain and capturing steps
         self._empty_warned = False
         if self.data is None:
             if self.every == "epoch":
@@ -550,8 +566,11 @@ class GradientHistogram(keras.callbacks.Callback):
                 iterations + (self._global_step - g_install) + 1)
             if self._capture_next and self.budget is not None:
                 # The capture is part of the log's work: ask the budget before it runs,
-                # and run the plain step when the log would be skipped anyway.
-                self._granted = self.budget.allow(self._owner)
+                # and run the plain step when the log would be skipped anyway. The first
+                # capture also compiles the capturing step.
+                once = 0.0 if self._compiled["capturing"] is not None else (
+                    self._compiled["plain"] or 0.0)
+                self._granted = self.budget.allow(self._owner, once=once)
                 self._capture_next = self._granted
 
     def _snapshot_new_trainables(self) -> None:

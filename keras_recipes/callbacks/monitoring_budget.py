@@ -61,6 +61,7 @@ class MonitoringBudget:
         self._items: dict[str, list[float]] = {}  # owner -> costs of its finished work items
         self._reserved: dict[str, float] = {}  # owner -> seconds of work it must still do
         self.granted: dict[str, int] = {}
+        self.once_costs: dict[str, float] = {}  # owner -> seconds of its one-time work
         self.skipped: dict[str, int] = {}
 
     def begin(self) -> None:
@@ -80,7 +81,8 @@ class MonitoringBudget:
         """Seconds since :meth:`begin`, less the monitoring work measured so far."""
         return max(time.perf_counter() - self._start - self.spent, 0.0)
 
-    def allow(self, owner: str, *, prior: float | None = None, force: bool = False) -> bool:
+    def allow(self, owner: str, *, prior: float | None = None, force: bool = False,
+              once: float = 0.0) -> bool:
         """Whether `owner` may do its work now (counted in :attr:`granted` / :attr:`skipped`).
 
         Args:
@@ -90,6 +92,8 @@ class MonitoringBudget:
                 item is allowed whatever it costs.
             force: grant it whatever the budget (work that must be done, such as the last
                 checkpoint of a ``fit``); it is counted and measured as any other.
+            once: expected seconds of one-time work this item adds to its usual cost (a
+                compilation, charged with ``charge(..., once=True)``).
         """
         with self._lock:
             if self.share is None or force:
@@ -97,7 +101,7 @@ class MonitoringBudget:
                 self._reserved.pop(owner, None)  # the reserved work is being done
             else:
                 reserved = sum(self._reserved.values())
-                ok = (self.spent + reserved + self._expected(owner, prior)
+                ok = (self.spent + reserved + self._expected(owner, prior) + float(once)
                       <= self.share * self.training_seconds)
             if ok:
                 if owner in self._cycle:
@@ -139,10 +143,17 @@ class MonitoringBudget:
             return {owner: [*self._items.get(owner, []), cycle]
                     for owner, cycle in self._cycle.items()}
 
-    def charge(self, owner: str, seconds: float) -> None:
-        """Records `seconds` of `owner`'s work (callable from any thread)."""
+    def charge(self, owner: str, seconds: float, *, once: bool = False) -> None:
+        """Records `seconds` of `owner`'s work (callable from any thread).
+
+        ``once=True``: one-time work (a compilation): it counts in :attr:`spent` and
+        :attr:`once_costs`, not in the expected cost of `owner`'s next items.
+        """
         with self._lock:
             self.spent += float(seconds)
+            if once:
+                self.once_costs[owner] = self.once_costs.get(owner, 0.0) + float(seconds)
+                return
             self._cycle[owner] = self._cycle.get(owner, 0.0) + float(seconds)
 
     def timed(self, owner: str, job: Callable[[], Any]) -> Callable[[], Any]:

@@ -73,6 +73,24 @@ def test_prior_until_measured_and_forced_work(monkeypatch):
     budget.end()
 
 
+def test_one_time_work_is_spent_but_not_expected_again(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(budget_module.time, "perf_counter", clock)
+    budget = MonitoringBudget(0.1)
+    budget.begin()
+    clock.now = 10.0  # 10% of 10 s = 1 s < 0 + 0 + 2 (a compilation expected)
+    assert not budget.allow("g", once=2.0)
+    clock.now = 20.0  # 2 s >= 0 + 2
+    assert budget.allow("g", once=2.0)
+    budget.charge("g", 1.5, once=True)  # the compilation
+    budget.charge("g", 0.1)  # the item itself
+    assert budget.spent == 1.6 and budget.once_costs == {"g": 1.5}
+    clock.now = 21.6  # training 20 s: 1.6 + 0.1 <= 2.0 (the compilation is not expected again)
+    assert budget.allow("g")
+    assert budget.work_costs == {"g": [0.1, 0.0]}
+    budget.end()
+
+
 def test_reserved_work_leaves_room_for_itself(monkeypatch):
     clock = _Clock()
     monkeypatch.setattr(budget_module.time, "perf_counter", clock)
@@ -132,10 +150,11 @@ class _Scripted(MonitoringBudget):
 
     def __init__(self, deny):
         super().__init__(0.05)
-        self.deny, self.calls = deny, {}
+        self.deny, self.calls, self.once = deny, {}, []
 
-    def allow(self, owner, *, prior=None, force=False):
+    def allow(self, owner, *, prior=None, force=False, once=0.0):
         kind = owner.split(":")[0]
+        self.once.append(once)
         n = self.calls[kind] = self.calls.get(kind, -1) + 1
         return force or n not in self.deny.get(kind, ())
 
@@ -184,9 +203,9 @@ def test_a_denied_gradient_log_costs_no_capture(tmp_path, keras_backend, monkeyp
     charges = []
 
     class Recording(_Scripted):
-        def charge(self, owner, seconds):
-            charges.append(owner.split(":")[0])
-            super().charge(owner, seconds)
+        def charge(self, owner, seconds, *, once=False):
+            charges.append("compilation" if once else owner.split(":")[0])
+            super().charge(owner, seconds, once=once)
 
     budget = Recording({"GradientHistogram": {1, 2}})
     grads = GradientHistogram(str(tmp_path / "g"), budget=budget, verbose=0)
@@ -198,7 +217,13 @@ def test_a_denied_gradient_log_costs_no_capture(tmp_path, keras_backend, monkeyp
     # 4 steps per epoch: the captured step is each epoch's last (iterations 4, 8, 12, 16)
     assert stored == [4, 16]
     assert budget.calls == {"GradientHistogram": 3}  # asked once per epoch (0-based)
-    assert charges == ["GradientHistogram"] * 6  # per log: host copy, main thread, writer
+    # The first capture compiles the capturing step: expected to take as long as the
+    # plain step's first call (also a compilation), then charged as one-time work.
+    assert budget.once[0] > 0 and budget.once[1:] == [0.0, 0.0, 0.0]
+    assert sorted(budget.once_costs) == [grads._owner] and budget.once_costs[grads._owner] > 0
+    # per log: host copy, main thread, writer (order: the writer's thread may come last)
+    assert sorted(charges[:4]) == ["GradientHistogram"] * 3 + ["compilation"]
+    assert charges[4:] == ["GradientHistogram"] * 3
 
 
 def test_skipped_checkpoints_resume_exactly_and_keep_the_best_epoch(tmp_path, keras_backend):
