@@ -199,8 +199,10 @@ def parse_config(
             f"Received: defaults={defaults!r}"
         )
     base = defaults() if isinstance(defaults, type) else defaults
+    # One usage line: every flag is listed below it with its default, not in a synopsis.
     parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        usage="%(prog)s [options]", description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for f in dataclasses.fields(cls):
         value = getattr(base, f.name)
