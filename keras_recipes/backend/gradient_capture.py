@@ -65,6 +65,9 @@ class _Capture:
     #: on captured ones (jax: a host callback takes the step off the C++ dispatch path),
     #: so a plain step should run the others (``suspended`` traces one).
     slows_every_step = False
+    #: Whether the capture decides in Python at each step (eager torch), so that its owner
+    #: can leave the next captured step out with ``skip_next``.
+    decides_in_python = False
 
     def __init__(self, optimizer, period: int, phase: int):
         self.optimizer = optimizer
@@ -80,6 +83,9 @@ class _Capture:
         #: Called with the CPU seconds of each copy made on the host outside the step
         #: (jax's callback), e.g. ``MonitoringBudget.charge``; None: not measured.
         self.charge: Callable[[float], None] | None = None
+        #: Set by the owner before a step: a captured step is not copied (honoured where
+        #: ``decides_in_python``; the others decide inside the compiled step).
+        self.skip_next = False
 
     def _variables_of(self, trainable_variables):
         if trainable_variables is None:
@@ -135,10 +141,19 @@ class _Capture:
 
 
 class _TorchCapture(_Capture):
+    decides_in_python = True
+
     def __init__(self, optimizer, period, phase):
         super().__init__(optimizer, period, phase)
         self._count = int(keras.ops.convert_to_numpy(self.target.iterations.value))
         self._store = None
+
+    def _store_copies(self, count: int, variables: list, grads: list) -> None:
+        start = time.perf_counter()  # the training thread waits for the copies
+        self._store = (count, variables, [None if g is None else g.detach().clone()
+                                          for g in grads])
+        if self.charge is not None:
+            self.charge(time.perf_counter() - start)
 
     def _make_apply(self, original: Callable) -> Callable:
         import torch
@@ -146,10 +161,8 @@ class _TorchCapture(_Capture):
         @torch.compiler.disable
         def capture(grads, trainable_variables):
             self._count += 1
-            if self.captures(self._count):
-                variables = self._variables_of(trainable_variables)
-                copies = [None if g is None else g.detach().clone() for g in grads]
-                self._store = (self._count, variables, copies)
+            if self.captures(self._count) and not self.skip_next:
+                self._store_copies(self._count, self._variables_of(trainable_variables), grads)
 
         def apply(grads, trainable_variables=None):
             grads = list(grads)

@@ -230,9 +230,9 @@ class GradientHistogram(keras.callbacks.Callback):
         budget: a :class:`MonitoringBudget` shared with the run's other monitoring
             callbacks: a logging step whose cost would take the monitoring over its
             share of the training time is skipped (``None``: log at every step asked).
-            The capture is part of that cost: on jax, where a plain step runs beside the
-            capturing one, a skipped step's gradients are not copied at all, each copy made
-            on the host is charged to the budget, and so is the capturing step's compilation
+            The capture is part of that cost: on jax (a plain step runs beside the capturing
+            one) and torch, a skipped step's gradients are not copied at all, each copy is
+            charged to the budget, and on jax so is the capturing step's compilation
             (expected, until it is done, to take as long as the plain step's).
 
     Raises:
@@ -405,6 +405,11 @@ class GradientHistogram(keras.callbacks.Callback):
         model.make_train_function(force=True)
         self._capture_next = False
         self._split = self._split_train_function(model)
+        # Which step is captured is chosen here before each step: on jax by running the
+        # plain or the capturing step, on torch by the capture's `skip_next`.
+        self._per_step = self._split or (
+            self._capture.decides_in_python and getattr(model, "steps_per_execution", 1) == 1
+            and not hasattr(model.optimizer, "inner_optimizer"))
         return True
 
     def _split_train_function(self, model) -> bool:
@@ -511,6 +516,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._period = None
         self._capture = None
         self._split = False
+        self._per_step = False
         self._capture_next = False
         self._granted = None  # the budget's answer for the coming log, asked at its capture
         self._compiled = None  # jax: first-call seconds of the plain and capturing steps
@@ -559,19 +565,21 @@ class GradientHistogram(keras.callbacks.Callback):
             swapped = True
         if batch == 0 or swapped:
             self._snapshot_new_trainables()
-        if self._capture is not None and getattr(self, "_split", False):
+        if self._capture is not None and getattr(self, "_per_step", False):
             # The step about to run makes the optimizer's iterations n (see _install_capture).
             g_install, iterations = self._capture_origin
             self._capture_next = self._capture.captures(
                 iterations + (self._global_step - g_install) + 1)
             if self._capture_next and self.budget is not None:
                 # The capture is part of the log's work: ask the budget before it runs,
-                # and run the plain step when the log would be skipped anyway. The first
-                # capture also compiles the capturing step.
-                once = 0.0 if self._compiled["capturing"] is not None else (
-                    self._compiled["plain"] or 0.0)
+                # and leave the step uncaptured (jax: the plain step) when the log would be
+                # skipped anyway. On jax the first capture also compiles the capturing step.
+                once = 0.0
+                if self._split and self._compiled["capturing"] is None:
+                    once = self._compiled["plain"] or 0.0
                 self._granted = self.budget.allow(self._owner, once=once)
                 self._capture_next = self._granted
+            self._capture.skip_next = not self._capture_next
 
     def _snapshot_new_trainables(self) -> None:
         """Weights made trainable since the last look get their update-ratio reference."""
