@@ -326,8 +326,8 @@ def report(cfg, plan, ctx, splits, run_dir, source, results, status, seconds) ->
     experiments.write_csv(run_dir / "history.csv", rows)
     experiments.plot_curves(run_dir / "curves.png", {n: r["history"] for n, r in results.items()},
                             marks={"unfreeze": cfg.head_epochs + 0.5} if cfg.head_epochs else None)
-    if (run_dir / "logs" / "transfer" / "train").is_dir():
-        kcb.plot_gradient_norms(run_dir / "logs" / "transfer", run_dir / "gradient_norms.png")
+    kcb.plot_gradient_norms(run_dir / "logs" / "transfer", run_dir / "gradient_norms.png",
+                            missing_ok=True)  # none logged: a short run's budget granted none
     weights = {"source": "VGG19 trained on digits 0-4 by this recipe (source val top-1 "
                          f"{(source or {}).get('val_top1', float('nan')):.3f})",
                "imagenet": "ImageNet", "none": "none (random initialization)"}

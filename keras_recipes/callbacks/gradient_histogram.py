@@ -232,8 +232,9 @@ class GradientHistogram(keras.callbacks.Callback):
             share of the training time is skipped (``None``: log at every step asked).
             The capture is part of that cost: on jax (a plain step runs beside the capturing
             one) and torch, a skipped step's gradients are not copied at all, each copy is
-            charged to the budget, and on jax so is the capturing step's compilation (after
-            the fit's first log, expected to take as long as the plain step's).
+            charged to the budget, and on jax so is the capturing step's compilation
+            (expected, until it is done, to take as long as the plain step's): a short fit
+            may log no gradients at all.
 
     Raises:
         ValueError: for an invalid argument (at construction); at
@@ -573,12 +574,9 @@ class GradientHistogram(keras.callbacks.Callback):
             if self._capture_next and self.budget is not None:
                 # The capture is part of the log's work: ask the budget before it runs,
                 # and leave the step uncaptured (jax: the plain step) when the log would be
-                # skipped anyway. On jax a capture also compiles a new capturing step: the
-                # fit's first log is allowed as any first item (at least one log), a later
-                # one (after a new optimizer) expects the compilation.
+                # skipped anyway. On jax the first capture also compiles the capturing step.
                 once = 0.0
-                if (self._split and self._compiled["capturing"] is None
-                        and self.budget.granted.get(self._owner)):
+                if self._split and self._compiled["capturing"] is None:
                     once = self._compiled["plain"] or 0.0
                 self._granted = self.budget.allow(self._owner, once=once)
                 self._capture_next = self._granted

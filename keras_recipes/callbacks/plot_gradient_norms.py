@@ -55,8 +55,9 @@ def layer_gradient_norms(log_dir: str | os.PathLike) -> tuple[list[int], dict[st
 
 
 def plot_gradient_norms(
-    log_dir: str | os.PathLike, path: str | os.PathLike, *, title: str | None = None
-) -> str:
+    log_dir: str | os.PathLike, path: str | os.PathLike, *, title: str | None = None,
+    missing_ok: bool = False,
+) -> str | None:
     """Writes a PNG of per-layer gradient norms by logged step (epoch).
 
     Left: one line per layer, norm against step on a log scale, coloured from
@@ -82,17 +83,26 @@ def plot_gradient_norms(
         log_dir: the `GradientHistogram` log directory.
         path: where to write the PNG.
         title: optional figure title.
+        missing_ok: when `log_dir` holds no gradient-norm scalars (a short run whose
+            ``MonitoringBudget`` granted no gradient log), write nothing and return
+            ``None`` instead of raising.
 
     Returns:
-        The path of the written PNG, as a string.
+        The path of the written PNG, as a string (``None``: nothing to plot, with
+        ``missing_ok``).
 
     Raises:
-        ValueError: if `log_dir` holds no gradient-norm scalars.
+        ValueError: if `log_dir` holds no gradient-norm scalars (unless `missing_ok`).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    steps, norms = layer_gradient_norms(log_dir)
+    try:
+        steps, norms = layer_gradient_norms(log_dir)
+    except ValueError:
+        if missing_ok:
+            return None
+        raise
     layers = list(norms)
     fig = Figure(figsize=(11, 4.2), dpi=100)
     FigureCanvasAgg(fig)

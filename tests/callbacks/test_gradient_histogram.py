@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_recipes.callbacks import GradientHistogram, plot_gradient_norms
-from keras_recipes.callbacks.event_writer import read_histograms, read_scalars
+from keras_recipes.callbacks.event_writer import EventWriter, read_histograms, read_scalars
 from keras_recipes.callbacks.gradient_histogram import full_weight_paths
 from keras_recipes.callbacks.plot_gradient_norms import layer_gradient_norms
 from tests import processes
@@ -274,6 +274,19 @@ def test_vanishing_alert_sigmoid_vs_relu_he(tmp_path):
     b = dict(scalars["gradient_norm/deep/h00/bias"])
     np.testing.assert_allclose(norms["deep/h00"], [np.hypot(k[s], b[s]) for s in steps],
                                rtol=1e-6)
+
+
+def test_plot_of_a_folder_without_gradient_norms(tmp_path):
+    """A run whose budget granted no gradient log: refused by name, or nothing with
+    missing_ok (the recipe's report)."""
+    with EventWriter(str(tmp_path / "logs" / "train")) as writer:
+        writer.scalar("epoch_loss", 1.0, 0)  # other scalars only
+    with pytest.raises(ValueError, match=r"`log_dir`.*gradient_norm.*none found"):
+        plot_gradient_norms(tmp_path / "logs", tmp_path / "norms.png")
+    assert plot_gradient_norms(tmp_path / "logs", tmp_path / "norms.png", missing_ok=True) is None
+    assert plot_gradient_norms(tmp_path / "absent", tmp_path / "norms.png",
+                               missing_ok=True) is None
+    assert not (tmp_path / "norms.png").exists()
 
 
 def test_exploding_alert_once(tmp_path, capsys):

@@ -221,14 +221,14 @@ def test_a_denied_gradient_log_costs_no_capture(tmp_path, keras_backend, monkeyp
     # 4 steps per epoch: the captured step is each epoch's last (iterations 4, 8, 12, 16)
     assert stored == [4, 16]
     assert budget.calls == {"GradientHistogram": 3}  # asked once per epoch (0-based)
-    # The fit's first log is allowed as any first item: no compilation expected for it.
-    assert budget.once == [0.0] * 4
     if keras_backend == "jax":
-        # The first capture compiles the capturing step, charged as one-time work.
+        # The first capture compiles the capturing step: expected to take as long as the
+        # plain step's first call (also a compilation), then charged as one-time work.
+        assert budget.once[0] > 0 and budget.once[1:] == [0.0, 0.0, 0.0]
         assert list(budget.once_costs) == [grads._owner] and budget.once_costs[grads._owner] > 0
         first = ["GradientHistogram"] * 3 + ["compilation"]
     else:
-        assert budget.once_costs == {}
+        assert budget.once == [0.0] * 4 and budget.once_costs == {}
         first = ["GradientHistogram"] * 3
     # per log: the copy, the main thread, the writer (whose thread may come last)
     assert sorted(charges[:len(first)]) == sorted(first)
