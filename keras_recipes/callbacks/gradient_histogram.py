@@ -233,8 +233,9 @@ class GradientHistogram(keras.callbacks.Callback):
             The capture is part of that cost: on jax (a plain step runs beside the capturing
             one) and torch, a skipped step's gradients are not copied at all, each copy is
             charged to the budget, and on jax so is the capturing step's compilation
-            (expected, until it is done, to take as long as the plain step's): a short fit
-            may log no gradients at all.
+            (expected, until it is done, to take as long as the plain step's). A fit's
+            first log is granted whatever the budget, in its first epoch: every fit logs
+            its gradients at least once.
 
     Raises:
         ValueError: for an invalid argument (at construction); at
@@ -520,6 +521,7 @@ class GradientHistogram(keras.callbacks.Callback):
         self._per_step = False
         self._capture_next = False
         self._granted = None  # the budget's answer for the coming log, asked at its capture
+        self._first_epoch = self._epoch = None  # the fit's first epoch, the current one
         self._compiled = None  # jax: first-call seconds of the plain and capturing steps
         self._empty_warned = False
         if self.data is None:
@@ -544,6 +546,15 @@ class GradientHistogram(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self._global_step
         self._last_batch = -1
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+        self._epoch = epoch
+
+    def _ask_budget(self, once: float = 0.0) -> bool:
+        """The budget's answer for the next log. A fit's first log is granted whatever the
+        budget, in the fit's first epoch (which compiles anyway): every fit logs once."""
+        first = self._epoch == self._first_epoch and not self.budget.granted.get(self._owner)
+        return self.budget.allow(self._owner, once=once, force=first)
 
     def on_train_batch_begin(self, batch, logs=None):
         # Steps are counted here (every begun step completes before the next hook).
@@ -578,7 +589,7 @@ class GradientHistogram(keras.callbacks.Callback):
                 once = 0.0
                 if self._split and self._compiled["capturing"] is None:
                     once = self._compiled["plain"] or 0.0
-                self._granted = self.budget.allow(self._owner, once=once)
+                self._granted = self._ask_budget(once)
                 self._capture_next = self._granted
             self._capture.skip_next = not self._capture_next
 
@@ -631,7 +642,7 @@ class GradientHistogram(keras.callbacks.Callback):
             log()
             return
         granted, self._granted = self._granted, None  # decided at the captured step
-        if not (self.budget.allow(self._owner) if granted is None else granted):
+        if not (self._ask_budget() if granted is None else granted):
             return
         start = time.perf_counter()
         try:

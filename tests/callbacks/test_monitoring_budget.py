@@ -150,11 +150,13 @@ class _Scripted(MonitoringBudget):
 
     def __init__(self, deny):
         super().__init__(0.05)
-        self.deny, self.calls, self.once = deny, {}, []
+        self.deny, self.calls, self.once, self.forced = deny, {}, [], {}
 
     def allow(self, owner, *, prior=None, force=False, once=0.0):
         kind = owner.split(":")[0]
         self.once.append(once)
+        if force:
+            self.forced.setdefault(kind, []).append(self.calls.get(kind, -1) + 1)
         n = self.calls[kind] = self.calls.get(kind, -1) + 1
         return force or n not in self.deny.get(kind, ())
 
@@ -180,7 +182,10 @@ def test_histograms_skip_the_denied_epochs(tmp_path, keras_backend):
     kernel = next(v for k, v in written.items() if k.endswith("out/kernel/histogram"))
     steps = [s for s, _ in kernel]
     assert steps == [0, 3, 4]
-    assert grads.logged_steps == [1, 2, 4]
+    # Epoch 0 is asked with force=True: a fit's first gradient log is granted whatever the
+    # budget (denying it would leave a short fit with no gradient log at all).
+    assert grads.logged_steps == [0, 1, 2, 4]
+    assert budget.forced == {"GradientHistogram": [0]}
 
 
 def test_a_denied_gradient_log_costs_no_capture(tmp_path, keras_backend, monkeypatch):
@@ -221,6 +226,7 @@ def test_a_denied_gradient_log_costs_no_capture(tmp_path, keras_backend, monkeyp
     # 4 steps per epoch: the captured step is each epoch's last (iterations 4, 8, 12, 16)
     assert stored == [4, 16]
     assert budget.calls == {"GradientHistogram": 3}  # asked once per epoch (0-based)
+    assert budget.forced == {"GradientHistogram": [0]}  # the fit's first log, in epoch 0
     if keras_backend == "jax":
         # The first capture compiles the capturing step: expected to take as long as the
         # plain step's first call (also a compilation), then charged as one-time work.
