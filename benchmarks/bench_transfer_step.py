@@ -513,8 +513,8 @@ def main(argv=None) -> int:
                   + (f"{statistics.median(later):.3f} s" if later else "none")
                   + f"; {sum(sum(c) for c in fits) / fits_run:.3f} s per fit")
         for owner, seconds in once_items.items():
-            print(f"  {owner}, one-time work (compilation): {len(seconds) / fits_run:.1f} "
-                  f"fits of {fits_run} had it, {statistics.median(seconds):.3f} s median")
+            print(f"  {owner}, one-time work (compilation): {len(seconds)} of {fits_run} "
+                  f"fits had it, {statistics.median(seconds):.3f} s median")
         print(f"  all: {statistics.fmean(fit_work):.3f} s per fit = "
               f"{100 * statistics.fmean(fit_work) / statistics.median(fit_seconds):.1f}% of a fit")
     if drain_seconds:
