@@ -275,6 +275,7 @@ class _TensorFlowCapture(_Capture):
 
 class _JaxCapture(_Capture):
     slows_every_step = True  # jax dispatches a jitted function with a callback in Python
+
     def __init__(self, optimizer, period, phase):
         super().__init__(optimizer, period, phase)
         self._store = None

@@ -123,6 +123,14 @@ def _new_function(method):
     return step
 
 
+def _counts_every_step(model) -> bool:
+    """Whether each train-function call is one optimizer step, so the captured step can be
+    foreseen before it runs: not with ``steps_per_execution > 1`` or a loss-scale optimizer
+    (which skips steps)."""
+    return (getattr(model, "steps_per_execution", 1) == 1
+            and not hasattr(model.optimizer, "inner_optimizer"))
+
+
 @keras.saving.register_keras_serializable(package="keras_recipes")
 class GradientHistogram(keras.callbacks.Callback):
     """Logs gradient histograms, gradient norms and update ratios of every weight to TensorBoard.
@@ -330,7 +338,6 @@ class GradientHistogram(keras.callbacks.Callback):
         self._probe = None
         self._writer: EventWriter | None = None
         self._capture = None
-        self._granted = None
         if every != "epoch":
             # Only every=N needs a hook after each step. Not defining it otherwise keeps
             # Keras's asynchronous batch-end dispatch (TensorFlow, jax) switched on.
@@ -410,8 +417,7 @@ class GradientHistogram(keras.callbacks.Callback):
         # Which step is captured is chosen here before each step: on jax by running the
         # plain or the capturing step, on torch by the capture's `skip_next`.
         self._per_step = self._split or (
-            self._capture.decides_in_python and getattr(model, "steps_per_execution", 1) == 1
-            and not hasattr(model.optimizer, "inner_optimizer"))
+            self._capture.decides_in_python and _counts_every_step(model))
         return True
 
     def _split_train_function(self, model) -> bool:
@@ -425,8 +431,7 @@ class GradientHistogram(keras.callbacks.Callback):
         a loss-scale optimizer (skipped steps), or a step that is not jitted.
         """
         if (not self._capture.slows_every_step or model.run_eagerly or not model.jit_compile
-                or getattr(model, "steps_per_execution", 1) != 1
-                or hasattr(model.optimizer, "inner_optimizer")):
+                or not _counts_every_step(model)):
             return False
         capturing = model.train_function
         ours = vars(model).get("train_step")
