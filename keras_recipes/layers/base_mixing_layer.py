@@ -246,8 +246,8 @@ class BaseMixingLayer(_BASE):
     def dense_targets(self, labels):
         """The labels as float32 targets, before mixing and smoothing.
 
-        Sparse integer leaves become one-hot (``num_classes``), the others are
-        cast to float32; the structure is kept. ``AugmentedModel`` applies this
+        Class-id leaves become one-hot (``num_classes``; see ``is_sparse_labels``),
+        the others are cast to float32; the structure is kept. ``AugmentedModel`` applies this
         to the labels of ``evaluate`` so that one loss serves both steps.
         """
         if labels is None:
@@ -413,7 +413,7 @@ class BaseMixingLayer(_BASE):
         out_leaves = []
         for leaf, k in zip(leaves, self._num_classes_per_leaf(y, len(leaves)), strict=True):
             shape = tuple(leaf.shape)
-            if is_sparse_labels(shape, leaf.dtype):
+            if is_sparse_labels(shape, leaf.dtype, k):
                 shape = (shape[0], k)
             out_leaves.append(keras.KerasTensor(shape, dtype="float32"))
         out_y = None if y is None else keras.tree.pack_sequence_as(y, out_leaves)
@@ -542,7 +542,7 @@ class BaseMixingLayer(_BASE):
                 "Invalid value for argument `labels`. Expected as many labels as images "
                 f"({batch}). Received: labels of shape {lshape}"
             )
-        if is_sparse_labels(lshape, leaf.dtype):
+        if is_sparse_labels(lshape, leaf.dtype, k):
             if k is None:
                 raise ValueError(
                     "Invalid value for argument `num_classes`. Sparse integer labels of "

@@ -26,8 +26,9 @@ class MixUp(BaseMixingLayer):
     - λ follows ``Beta(α, α)`` for every ``α > 0`` on every backend (sampled
       from uniforms in log space: ``keras.random.beta`` returns 0.5 for small
       ``α`` and does not compile with XLA on TensorFlow).
-    - Sparse integer labels (``(N,)`` or ``(N, 1)``) become float32 one-hot
-      with ``num_classes``; one-hot or soft labels pass through. Labels come
+    - Class ids (``(N,)`` or ``(N, 1)``; integer, or float with ``num_classes``
+      > 1, as a Keras image layer before this one in ``tf.data`` leaves them) become
+      float32 one-hot with ``num_classes``; one-hot or soft labels pass through. Labels come
       out float32 (also under float16 policies) and their rows keep their sum.
     - ``label_smoothing=ε`` turns targets into ``(1 - ε)·y + ε/K`` first.
     - ``training=False`` returns the inputs unchanged. A batch of one is

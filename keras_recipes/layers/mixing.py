@@ -244,11 +244,29 @@ def mix_targets(targets, partner, weight, ops=keras.ops):
     return targets + w * (ops.take(targets, partner, axis=0) - targets)
 
 
-def is_sparse_labels(shape, dtype) -> bool:
-    """True for integer class ids of shape ``(N,)`` or ``(N, 1)``."""
+def is_sparse_labels(shape, dtype, num_classes: int | None = None) -> bool:
+    """True for class ids: labels of shape ``(N,)`` or ``(N, 1)``.
+
+    Integer (or bool) labels of that shape are class ids. Float ones are too when
+    `num_classes` is more than 1: one-hot or soft targets of K > 1 classes have K
+    columns, and a float ``(N,)`` tensor of ids is what a Keras image layer before this
+    one in a ``tf.data`` map leaves (Keras's ``DataLayer`` casts every input to float).
+    Without `num_classes` (or with 1) float labels of that shape are targets (binary or
+    regression), mixed as they are.
+
+    Example:
+
+    >>> is_sparse_labels((4,), "int64"), is_sparse_labels((4,), "float32")
+    (True, False)
+    >>> is_sparse_labels((4,), "float32", num_classes=10)
+    True
+    """
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
+        return False
     dtype = keras.backend.standardize_dtype(dtype)
-    integer = "int" in dtype or dtype == "bool"
-    return integer and (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1))
+    if "int" in dtype or dtype == "bool":
+        return True
+    return num_classes is not None and int(num_classes) > 1
 
 
 def dense_labels(labels, num_classes: int | None, ops=keras.ops):
@@ -260,8 +278,9 @@ def dense_labels(labels, num_classes: int | None, ops=keras.ops):
     [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
 
     Args:
-        labels: class ids of shape ``(N,)`` or ``(N, 1)`` (integer dtype), or
-            one-hot / soft targets of any float shape.
+        labels: class ids of shape ``(N,)`` or ``(N, 1)`` (an integer dtype, or a float
+            one holding whole numbers when `num_classes` > 1: see
+            :func:`is_sparse_labels`), or one-hot / soft targets of any float shape.
         num_classes: number of classes; required for sparse labels.
         ops: the op namespace (``keras.ops``).
 
@@ -270,7 +289,7 @@ def dense_labels(labels, num_classes: int | None, ops=keras.ops):
     """
     shape = tuple(labels.shape) if hasattr(labels, "shape") else np.shape(labels)
     dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
-    if is_sparse_labels(shape, dtype):
+    if is_sparse_labels(shape, dtype, num_classes):
         if num_classes is None:
             raise ValueError(
                 "Invalid value for argument `num_classes`. Sparse integer labels of shape "
@@ -278,6 +297,8 @@ def dense_labels(labels, num_classes: int | None, ops=keras.ops):
                 "(pass `num_classes=K`, or one-hot labels). Received: num_classes=None"
             )
         ids = ops.reshape(labels, (-1,)) if len(shape) == 2 else labels
+        if "float" in keras.backend.standardize_dtype(dtype):  # whole numbers, as ids
+            ids = ops.round(ids)
         return ops.one_hot(ops.cast(ids, "int32"), int(num_classes), dtype="float32")
     return ops.cast(labels, "float32")
 

@@ -150,6 +150,36 @@ def test_pipeline_and_transform_methods_in_tf_data_under_every_backend():
         assert not np.allclose(draws[0], draws[1])  # fresh draws every epoch
 
 
+def test_float_class_ids_after_a_keras_layer_in_tf_data_are_class_ids():
+    # Keras's DataLayer casts every input of its layers to float inside a tf.data map
+    # (RandomFlip here, under every backend): integer ids reach ours as float32 (N,).
+    ds = tf.data.Dataset.from_tensor_slices({"images": X, "labels": SPARSE}).batch(7)
+    for batch in ds.map(_pipeline()):
+        labels = batch["labels"].numpy()
+        assert labels.shape == (7, 7)  # one-hot rows mixed, not mixed class ids
+        _consistent(batch["images"].numpy(), labels)
+        np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls,kwargs", LAYERS)
+def test_float_class_ids_give_what_integer_ids_give(cls, kwargs):
+    x_int, y_int = (to_np(t) for t in cls(num_classes=7, seed=3, **kwargs)(X, SPARSE))
+    for ids in (SPARSE.astype("float32"), SPARSE.astype("float32")[:, None]):
+        x_f, y_f = (to_np(t) for t in cls(num_classes=7, seed=3, **kwargs)(X, ids))
+        np.testing.assert_array_equal(x_f, x_int)
+        np.testing.assert_array_equal(y_f, y_int)
+    _consistent(x_int, y_int)
+
+
+@pytest.mark.parametrize("cls,kwargs", LAYERS)
+def test_float_labels_of_one_column_without_classes_are_mixed_as_targets(cls, kwargs):
+    # No num_classes: a float (N,) label is a target (here each image's own value), mixed
+    # with the same weights as the pixels.
+    x_out, y_out = (to_np(t) for t in cls(seed=4, **kwargs)(X, VALUES.astype("float32")))
+    assert y_out.shape == (7,)
+    np.testing.assert_allclose(y_out, x_out.mean(axis=(1, 2, 3)), rtol=1e-5)
+
+
 def test_inside_augmented_model_and_skipped_at_inference():
     net = keras.Sequential([keras.Input((5, 6, 3)), keras.layers.Flatten(),
                             keras.layers.Dense(7, activation="softmax")])
