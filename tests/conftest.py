@@ -50,5 +50,8 @@ def keras_backend():
 
 def pytest_generate_tests(metafunc):
     if "keras_backend" in metafunc.fixturenames:
-        metafunc.parametrize("keras_backend", [BACKEND], ids=[BACKEND], scope="function")
+        # indirect: the fixture above still runs (a direct parametrization would replace it
+        # with the value, skipping the seeding and the policy reset).
+        metafunc.parametrize("keras_backend", [BACKEND], ids=[BACKEND], scope="function",
+                             indirect=True)
 
