@@ -82,8 +82,9 @@ class VirtualAdversarialModel(keras.Model):
             images in the paper.
         alpha: the weight of the VAT loss (float >= 0); the paper uses 1.
         xi: the finite-difference step of the power iteration (float > 0), in
-            the units of the inputs. In float32 the paper's 1e-6 is partly lost
-            to rounding on inputs far from 0; 1e-3 suits images in [0, 1].
+            the units of the inputs; raised per sample to the smallest step the
+            model's compute dtype resolves (``virtual_adversarial_perturbation``).
+            1e-3 suits images in [0, 1].
         power_iterations: power-iteration steps per training step (int >= 1).
         from_logits: whether the model outputs logits.
         seed: int seed of the perturbations' random starts (``None``: a random one).

@@ -7,7 +7,10 @@ import pytest
 
 from keras_recipes.backend import get_random_state
 from keras_recipes.regularizers import virtual_adversarial_perturbation
-from keras_recipes.regularizers.virtual_adversarial import virtual_adversarial_loss
+from keras_recipes.regularizers.virtual_adversarial import (
+    resolvable_step,
+    virtual_adversarial_loss,
+)
 
 RNG = np.random.default_rng(1)
 D, K, N = 6, 4, 5
@@ -74,6 +77,57 @@ def test_the_default_xi_points_the_same_way_up_to_float32_noise():
     for i in range(N):
         vector = np.linalg.eigh(_hessian(X[i]))[1][:, -1]
         assert abs(r[i] @ vector) > 0.97
+
+
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probabilities"])
+def test_one_iteration_with_the_default_xi_is_the_hessian_times_the_start(from_logits):
+    # The paper's ξ = 1e-6 alone moves these unit-scale float32 inputs by a few units in the
+    # last place: the direction was 0.45-0.96 (cosine) from H·d0; the step's floor keeps it.
+    r = _numpy(virtual_adversarial_perturbation(
+        _linear_softmax(from_logits), X, epsilon=1.0, seed=7, from_logits=from_logits))
+    d0 = _numpy(keras.random.normal((N, D), seed=keras.random.SeedGenerator(7)))
+    want = _unit_rows(np.stack([_hessian(X[i]) @ d0[i] for i in range(N)]))
+    cosines = np.sum(_unit_rows(r) * want, axis=1)
+    assert cosines.min() > 0.999, cosines
+
+
+def test_the_step_is_xi_above_what_the_compute_dtype_resolves():
+    x = np.zeros((2, 4, 4, 1), "float32")
+    x[0, 1, 2, 0], x[1, 3, 3, 0] = -2.0, 0.5  # max |x_i|: 2 and 0.5; 16 entries each
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    floor = 128 * 2.0**-23 * 4.0 * np.array([2.0, 0.5])  # ulps, float32 eps, sqrt(16)
+    step = _numpy(resolvable_step(model, keras.ops.convert_to_tensor(x), 1e-6))
+    assert step.shape == (2, 1, 1, 1)
+    np.testing.assert_allclose(step.ravel(), floor, rtol=1e-6)
+    np.testing.assert_array_equal(
+        _numpy(resolvable_step(model, keras.ops.convert_to_tensor(x), 0.25)).ravel(),
+        np.float32(0.25))  # above the floor: ξ as given
+
+
+def test_mixed_float16_keeps_the_perturbation():
+    # Under mixed_float16 the model computes in float16: x + 1e-6·d was x again, every
+    # gradient exactly zero and r_adv = 0 (VAT silently off). Now the float32 model's
+    # direction (same weights), to float16's precision.
+    x = RNG.random((4, 8, 8, 1)).astype("float32")
+
+    def conv():
+        return keras.Sequential([keras.Input((8, 8, 1)),
+                                 keras.layers.Conv2D(4, 3, activation="tanh"),
+                                 keras.layers.Flatten(), keras.layers.Dense(3)])
+
+    keras.utils.set_random_seed(2)
+    reference = conv()
+    r32 = _numpy(virtual_adversarial_perturbation(reference, x, epsilon=1.0, xi=1e-3, seed=0,
+                                                  from_logits=True))
+    keras.config.set_dtype_policy("mixed_float16")  # reset after each test (conftest)
+    model = conv()
+    model.set_weights(reference.get_weights())
+    r16 = _numpy(virtual_adversarial_perturbation(model, x, epsilon=1.0, seed=0,
+                                                  from_logits=True))
+    np.testing.assert_allclose(np.linalg.norm(r16.reshape(4, -1), axis=1), 1.0, rtol=1e-3)
+    cosines = np.sum(_unit_rows(r16) * _unit_rows(r32), axis=1)
+    assert cosines.min() > 0.98, cosines
 
 
 def test_norm_is_epsilon_per_sample_over_all_non_batch_axes():
