@@ -241,9 +241,10 @@ class GradientHistogram(keras.callbacks.Callback):
             The capture is part of that cost: on jax (a plain step runs beside the capturing
             one) and torch, a skipped step's gradients are not copied at all, each copy is
             charged to the budget, and on jax so is the capturing step's compilation
-            (expected, until it is done, to take as long as the plain step's). A fit's
-            first log is granted whatever the budget, in its first epoch: every fit logs
-            its gradients at least once.
+            (expected, until it is done, to take as long as the plain step's). Granted
+            whatever the budget: a fit's first log, in its first epoch, and the first log
+            after the set of trainable weights changes (``UnfreezeSchedule``): every fit
+            logs its gradients at least once, and once more after each unfreeze.
 
     Raises:
         ValueError: for an invalid argument (at construction); at
@@ -527,6 +528,9 @@ class GradientHistogram(keras.callbacks.Callback):
         self._capture_next = False
         self._granted = None  # the budget's answer for the coming log, asked at its capture
         self._first_epoch = self._epoch = None  # the fit's first epoch, the current one
+        # The trainable weights at the last granted log: the first log after they change
+        # (an unfreeze) is granted whatever the budget.
+        self._logged_trainable = self._trainable_key()
         self._compiled = None  # jax: first-call seconds of the plain and capturing steps
         self._empty_warned = False
         if self.data is None:
@@ -555,11 +559,21 @@ class GradientHistogram(keras.callbacks.Callback):
             self._first_epoch = epoch
         self._epoch = epoch
 
+    def _trainable_key(self) -> tuple[int, ...]:
+        return tuple(id(v) for v in self._model.trainable_variables)
+
     def _ask_budget(self, once: float = 0.0) -> bool:
-        """The budget's answer for the next log. A fit's first log is granted whatever the
-        budget, in the fit's first epoch (which compiles anyway): every fit logs once."""
+        """The budget's answer for the next log. Granted whatever the budget: a fit's first
+        log, in the fit's first epoch (which compiles anyway), so that every fit logs once;
+        and the first log after the set of trainable weights changed (an unfreeze, which
+        compiles a new step anyway), so that every set is logged once."""
         first = self._epoch == self._first_epoch and not self.budget.granted.get(self._owner)
-        return self.budget.allow(self._owner, once=once, force=first)
+        trainable = self._trainable_key()
+        changed = trainable != self._logged_trainable
+        granted = self.budget.allow(self._owner, once=once, force=first or changed)
+        if granted:
+            self._logged_trainable = trainable
+        return granted
 
     def on_train_batch_begin(self, batch, logs=None):
         # Steps are counted here (every begun step completes before the next hook).

@@ -357,3 +357,28 @@ def test_first_checkpoint_waits_for_its_prior_and_the_last_is_always_written(
     history = _model().fit(X, Y, batch_size=8, epochs=4, shuffle=False, verbose=0,
                            callbacks=[again])
     assert history.epoch == []
+
+
+def test_the_first_gradient_log_after_an_unfreeze_is_granted(tmp_path, keras_backend):
+    """A budget that denies every log it may: the fit's first log and the first after the
+    backbone unfreezes are granted (the backbone's gradients are logged at least once)."""
+    from keras_recipes.callbacks import UnfreezeSchedule
+    from keras_recipes.callbacks.event_writer import read_scalars
+    from tests.applications.tiny import data, tiny_transfer_model
+
+    x, y = data(16)
+    model = tiny_transfer_model()  # the backbone frozen
+    model.compile(optimizer=keras.optimizers.SGD(1e-2), loss="sparse_categorical_crossentropy")
+    budget = _Scripted({"GradientHistogram": set(range(100))})
+    grads = GradientHistogram(str(tmp_path), budget=budget, histograms=False, verbose=0)
+    model.fit(x, y, batch_size=4, epochs=5, shuffle=False, verbose=0,
+              callbacks=[UnfreezeSchedule(schedule={2: "all"}, verbose=0), grads])
+    assert budget.calls == {"GradientHistogram": 4}  # asked in each epoch (0-based count)
+    assert budget.forced == {"GradientHistogram": [0, 2]}
+    assert grads.logged_steps == [0, 2]
+    steps = {tag: [s for s, _ in v] for tag, v in read_scalars(tmp_path / "train").items()
+             if tag.startswith("gradient_norm/") and tag != "gradient_norm/global"}
+    backbone = {t: s for t, s in steps.items() if "/block" in t}
+    head = {t: s for t, s in steps.items() if "/block" not in t}
+    assert backbone and set(map(tuple, backbone.values())) == {(2,)}
+    assert head and set(map(tuple, head.values())) == {(0, 2)}
