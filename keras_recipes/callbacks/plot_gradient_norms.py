@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from keras_recipes.callbacks.event_writer import read_scalars
+from keras_recipes.callbacks.event_writer import _events, read_scalars
 
 __all__ = ["layer_gradient_norms", "plot_gradient_norms"]
 
@@ -16,7 +16,10 @@ def layer_gradient_norms(log_dir: str | os.PathLike) -> tuple[list[int], dict[st
 
     A layer's norm is ``sqrt(Σ ‖g_w‖²)`` over its weights' ``gradient_norm/<path>``
     scalars (the layer is the path without its last component). Layers are
-    ordered as the weights were logged (model order, input to output).
+    ordered as the weights were logged (model order, input to output): by the
+    logged step with the most layers, the others' layers (logged only while
+    some were frozen) placed after the layer logged before them there. A head
+    logged alone before its backbone was unfrozen stays last.
 
     Args:
         log_dir: the callback's `log_dir` (or its ``train`` subdirectory).
@@ -51,7 +54,48 @@ def layer_gradient_norms(log_dir: str | os.PathLike) -> tuple[list[int], dict[st
         for step, value in values:
             i = index[step]
             row[i] = (0.0 if np.isnan(row[i]) else row[i]) + value**2
-    return steps, {layer: np.sqrt(row) for layer, row in squares.items()}
+    order = _model_order(_layers_by_step(train if os.path.isdir(train) else log_dir))
+    order += [layer for layer in squares if layer not in order]
+    return steps, {layer: np.sqrt(squares[layer]) for layer in order if layer in squares}
+
+
+def _layers_by_step(log_dir: str) -> list[list[str]]:
+    """Each logged step's layers, in the order their norms were written (model order)."""
+    by_step: dict[int, list[str]] = {}
+    for event in _events(log_dir):
+        for value in event.summary.value:
+            tag = value.tag
+            if not tag.startswith("gradient_norm/") or tag == "gradient_norm/global":
+                continue
+            layer = tag.removeprefix("gradient_norm/").rsplit("/", 1)[0]
+            layers = by_step.setdefault(event.step, [])
+            if layer not in layers:
+                layers.append(layer)
+    return list(by_step.values())
+
+
+def _model_order(sequences: list[list[str]]) -> list[str]:
+    """One order of all layers: the longest sequence (the last of equals), then each other
+    sequence's missing layers inserted after their predecessor in it (or before their
+    successor; last when it has neither)."""
+    if not sequences:
+        return []
+    order = list(max(reversed(sequences), key=len))
+    for sequence in sequences:
+        for i, layer in enumerate(sequence):
+            if layer in order:
+                continue
+            before = next((sequence[j] for j in range(i - 1, -1, -1)
+                           if sequence[j] in order), None)
+            after = next((sequence[j] for j in range(i + 1, len(sequence))
+                          if sequence[j] in order), None)
+            if before is not None:
+                order.insert(order.index(before) + 1, layer)
+            elif after is not None:
+                order.insert(order.index(after), layer)
+            else:  # logged with no layer of the others: no place known, last
+                order.append(layer)
+    return order
 
 
 def plot_gradient_norms(

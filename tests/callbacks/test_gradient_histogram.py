@@ -289,6 +289,26 @@ def test_plot_of_a_folder_without_gradient_norms(tmp_path):
     assert not (tmp_path / "norms.png").exists()
 
 
+def test_layers_keep_model_order_when_the_head_was_logged_alone_first(tmp_path):
+    """Transfer learning: the head's gradients are logged alone (backbone frozen), then the
+    backbone's with it. The head is the output layer: last in depth order, whatever came
+    first in the file."""
+    with EventWriter(str(tmp_path / "train")) as writer:
+        writer.scalar("gradient_norm/net/head/kernel", 4.0, 0)
+        writer.scalar("gradient_norm/net/head/bias", 3.0, 0)
+        for tag, value in (("net/conv1/kernel", 0.5), ("net/conv2/kernel", 1.0),
+                           ("net/head/kernel", 2.0)):
+            writer.scalar("gradient_norm/" + tag, value, 10)
+        writer.scalar("gradient_norm/net/stem/kernel", 0.1, 11)  # before conv1 there
+        writer.scalar("gradient_norm/net/conv1/kernel", 0.2, 11)
+        writer.scalar("gradient_norm/net/extra/kernel", 1.5, 12)  # alone: no place known
+    steps, norms = layer_gradient_norms(tmp_path)
+    assert steps == [0, 10, 11, 12]
+    assert list(norms) == ["net/stem", "net/conv1", "net/conv2", "net/head", "net/extra"]
+    np.testing.assert_allclose(norms["net/head"], [5.0, 2.0, np.nan, np.nan])  # sqrt(4²+3²)
+    np.testing.assert_allclose(norms["net/conv1"], [np.nan, 0.5, 0.2, np.nan])
+
+
 def test_exploding_alert_once(tmp_path, capsys):
     x = np.ones((8, 5), "float32")
     model = _mlp()
