@@ -26,7 +26,7 @@ Outputs go to ``runs/transfer_vgg19-<date>-<time>/``: ``config.json``, ``metrics
 ``best.keras`` (best epoch by val top-1, outputs logits), ``best_check.npz`` and
 ``state/`` (checkpoints). Exit status: 0 done, 2 bad input, 3 non-finite loss.
 
-Embedded default, torch, 2-core AMD EPYC CPU, 2026-12-07 (907 s on a shared machine; the
+Embedded default, torch, 2-core AMD EPYC CPU, 2026-12-07 (218 s on the idle machine; the
 source task reached 100% val top-1; benchmarks/results/transfer_vgg19_default.md):
 
 | variant  | val top-1 (best epoch) | test top-1 |
