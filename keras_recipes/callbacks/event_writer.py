@@ -38,7 +38,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_
 from tensorboard.plugins.histogram import metadata as _histogram_metadata
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-__all__ = ["EventWriter", "histogram_buckets", "read_histograms", "read_scalars"]
+__all__ = ["EventWriter", "histogram_buckets", "read_histograms", "read_scalars", "scalar_records"]
 
 _UID = itertools.count()
 
@@ -380,15 +380,21 @@ def read_scalars(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, float]
     writes, in file order. No TensorFlow needed.
     """
     out: dict[str, list[tuple[int, float]]] = {}
+    for step, tag, value in scalar_records(log_dir):
+        out.setdefault(tag, []).append((step, value))
+    return out
+
+
+def scalar_records(log_dir: str | os.PathLike) -> Iterator[tuple[int, str, float]]:
+    """Every scalar under `log_dir` as ``(step, tag, value)``, in file order (the order in
+    which each step's values were written; :func:`read_scalars` groups them by tag)."""
     for event in _events(log_dir):
         for value in event.summary.value:
             kind = value.WhichOneof("value")
             if kind == "simple_value":
-                out.setdefault(value.tag, []).append((event.step, float(value.simple_value)))
+                yield event.step, value.tag, float(value.simple_value)
             elif kind == "tensor" and value.metadata.plugin_data.plugin_name == "scalars":
-                scalar = float(_tensor_array(value.tensor).reshape(-1)[0])
-                out.setdefault(value.tag, []).append((event.step, scalar))
-    return out
+                yield event.step, value.tag, float(_tensor_array(value.tensor).reshape(-1)[0])
 
 
 def read_histograms(log_dir: str | os.PathLike) -> dict[str, list[tuple[int, np.ndarray]]]:

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from keras_recipes.callbacks.event_writer import _events, read_scalars
+from keras_recipes.callbacks.event_writer import scalar_records
 
 __all__ = ["layer_gradient_norms", "plot_gradient_norms"]
 
@@ -34,44 +34,31 @@ def layer_gradient_norms(log_dir: str | os.PathLike) -> tuple[list[int], dict[st
     """
     log_dir = os.fspath(log_dir)
     train = os.path.join(log_dir, "train")
-    scalars = read_scalars(train if os.path.isdir(train) else log_dir)
-    per_weight = {
-        tag.removeprefix("gradient_norm/"): values
-        for tag, values in scalars.items()
-        if tag.startswith("gradient_norm/") and tag != "gradient_norm/global"
-    }
-    if not per_weight:
+    values: dict[str, list[tuple[int, float]]] = {}  # layer -> (step, squared weight norm)
+    by_step: dict[int, list[str]] = {}  # step -> its layers, in the order written
+    for step, tag, value in scalar_records(train if os.path.isdir(train) else log_dir):
+        if not tag.startswith("gradient_norm/") or tag == "gradient_norm/global":
+            continue
+        layer = tag.removeprefix("gradient_norm/").rsplit("/", 1)[0]
+        values.setdefault(layer, []).append((step, value**2))
+        layers = by_step.setdefault(step, [])
+        if layer not in layers:
+            layers.append(layer)
+    if not values:
         raise ValueError(
             "Invalid value for argument `log_dir`. Expected GradientHistogram event files with "
             f"`gradient_norm/...` scalars. Received: log_dir={log_dir!r} (none found)"
         )
-    steps = sorted({step for values in per_weight.values() for step, _ in values})
+    steps = sorted(by_step)
     index = {step: i for i, step in enumerate(steps)}
-    squares: dict[str, np.ndarray] = {}
-    for path, values in per_weight.items():
-        layer = path.rsplit("/", 1)[0]
-        row = squares.setdefault(layer, np.full(len(steps), np.nan))
-        for step, value in values:
+    norms: dict[str, np.ndarray] = {}
+    for layer in _model_order(list(by_step.values())):
+        row = np.full(len(steps), np.nan)
+        for step, square in values[layer]:
             i = index[step]
-            row[i] = (0.0 if np.isnan(row[i]) else row[i]) + value**2
-    order = _model_order(_layers_by_step(train if os.path.isdir(train) else log_dir))
-    order += [layer for layer in squares if layer not in order]
-    return steps, {layer: np.sqrt(squares[layer]) for layer in order if layer in squares}
-
-
-def _layers_by_step(log_dir: str) -> list[list[str]]:
-    """Each logged step's layers, in the order their norms were written (model order)."""
-    by_step: dict[int, list[str]] = {}
-    for event in _events(log_dir):
-        for value in event.summary.value:
-            tag = value.tag
-            if not tag.startswith("gradient_norm/") or tag == "gradient_norm/global":
-                continue
-            layer = tag.removeprefix("gradient_norm/").rsplit("/", 1)[0]
-            layers = by_step.setdefault(event.step, [])
-            if layer not in layers:
-                layers.append(layer)
-    return list(by_step.values())
+            row[i] = (0.0 if np.isnan(row[i]) else row[i]) + square
+        norms[layer] = np.sqrt(row)
+    return steps, norms
 
 
 def _model_order(sequences: list[list[str]]) -> list[str]:
