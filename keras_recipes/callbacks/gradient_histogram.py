@@ -449,15 +449,14 @@ class GradientHistogram(keras.callbacks.Callback):
 
         def train_function(state, data):
             if self._capture_next:
-                if compiled["capturing"] is not None:
-                    return capturing(state, data)
                 start = time.perf_counter()
                 try:
                     return capturing(state, data)
                 finally:
-                    compiled["capturing"] = time.perf_counter() - start
-                    if self.budget is not None:
-                        self.budget.charge(self._owner, compiled["capturing"], once=True)
+                    if compiled["capturing"] is None:
+                        compiled["capturing"] = time.perf_counter() - start
+                        if self.budget is not None:
+                            self.budget.charge(self._owner, compiled["capturing"], once=True)
             capture.suspended = True
             start = time.perf_counter()
             try:
